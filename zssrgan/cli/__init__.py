@@ -1,0 +1,41 @@
+"""The ``zssrgan`` command: one explicit table of subcommands, each a small module."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from . import methods_cmd
+
+# name -> module with ``help``, ``add_arguments(parser)`` and ``run(args) -> int``
+COMMANDS = {
+    "methods": methods_cmd,
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="zssrgan",
+        description="Zero-shot blind super-resolution (KernelGAN, ZSSR, ZSSRGAN), benchmarked with Ray and MLflow.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, module in COMMANDS.items():
+        p = sub.add_parser(name, help=module.help, description=module.help)
+        module.add_arguments(p)
+        p.set_defaults(_run=module.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args._run(args) or 0
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except (ValueError, OSError, RuntimeError) as exc:  # user-facing errors: one clear line
+        print(f"zssrgan {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

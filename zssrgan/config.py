@@ -1,0 +1,225 @@
+"""Typed configuration: one dataclass per component, presets, and dotted-key overrides.
+
+Every field is reachable as a dotted key (``kernelgan.iters``, ``zssr.kernelgan.augment``) so the
+command line's ``--set`` / ``--grid`` and the sweep driver can override anything, and the whole
+tree flattens to a ``{dotted_key: value}`` dict that is logged with every run.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field, fields, is_dataclass
+from typing import Any, get_type_hints
+
+
+@dataclass
+class KernelGANConfig:
+    """KernelGAN as published (ALGORITHMS.md section 3); schedules are fractions of ``iters``."""
+
+    iters: int = 3000
+    lr_g: float = 2e-4
+    lr_d: float = 2e-4
+    beta1: float = 0.5
+    lr_milestones: tuple[float, ...] = (0.25, 0.5, 0.75)  # 750/1500/2250 of 3000
+    lr_gamma: float = 0.1
+    input_crop: int = 64  # G's input crop; D's crops are G's output size (26)
+    g_channels: int = 64
+    d_channels: int = 64
+    d_blocks: int = 5
+    n_crop_positions: int = 3000
+    noise_std: float = 1.0 / 255.0
+    shave: int = 10  # pixels shaved from the input unless it is a real photo
+    lambda_bicubic: float = 5.0
+    lambda_sum2one: float = 0.5
+    lambda_boundaries: float = 0.5
+    lambda_centralized: float = 0.0
+    lambda_sparse: float = 0.0
+    lambda_centralized_late: float = 1.0
+    lambda_sparse_late: float = 5.0
+    bicubic_threshold: float = 0.4
+    bicubic_patience: int = 3
+    lambda_update_fraction: float = 200 / 3000  # every 200 of 3000 iterations
+    bicubic_decay: float = 100.0
+    bicubic_floor: float = 5e-6
+    bicubic_switch: float = 5e-3
+    n_filtering: int = 40  # post-processing threshold: 0.75 x the (n+1)-th largest tap
+    fast_generator: bool = True  # train through the composed 13x13 kernel
+
+
+@dataclass
+class ZSSRVariant:
+    """The settings that differ between ZSSR's original defaults and its post-KernelGAN use."""
+
+    augment: bool = True
+    self_ensemble: bool = True
+    back_projection_iters: int = 10
+    grad_weighted_loss: bool = False
+
+
+@dataclass
+class ZSSRConfig:
+    """ZSSR as published (ALGORITHMS.md section 4)."""
+
+    iters: int = 3000  # cap; the learning-rate policy usually stops earlier
+    crop: int = 128
+    lr: float = 1e-3
+    channels: int = 64
+    depth: int = 8
+    test_every: int = 50
+    lr_check_every: int = 60
+    lr_slope_range: int = 256
+    lr_slope_factor: float = 1.5
+    lr_decay: float = 10.0
+    min_lr: float = 9e-6
+    real_noise_std: float = 0.0125  # noise on the sons for real photos
+    mixed_precision: bool = True  # CUDA only; ignored on CPU
+    channels_last: bool = True  # CUDA only; ignored on CPU
+    original: ZSSRVariant = field(default_factory=ZSSRVariant)
+    kernelgan: ZSSRVariant = field(
+        default_factory=lambda: ZSSRVariant(
+            augment=False, self_ensemble=False, back_projection_iters=2, grad_weighted_loss=True
+        )
+    )
+
+
+@dataclass
+class ZSSRGANConfig:
+    """The adversarial term added to ZSSR (ALGORITHMS.md section 5); the mode is the method."""
+
+    disc_ratio: float = 0.5  # r: loss = L1 + r / (1 - r) * c * L_adv
+    lr_d: float = 2e-4
+    e2e_warmup_iters: int = 0  # KernelGAN-only iterations before the semi end-to-end loop
+
+
+@dataclass
+class Config:
+    """The whole tree; ``seed``, ``device`` and ``real`` apply to every component."""
+
+    seed: int = 0
+    device: str = "auto"
+    real: bool = False  # real photo: no ground truth, real-photo settings
+    kernelgan: KernelGANConfig = field(default_factory=KernelGANConfig)
+    zssr: ZSSRConfig = field(default_factory=ZSSRConfig)
+    zssrgan: ZSSRGANConfig = field(default_factory=ZSSRGANConfig)
+
+
+def _quick() -> Config:
+    """Short CPU runs for demos and tests (about 30 s per method on a ~100x100 image)."""
+    cfg = Config()
+    cfg.kernelgan.iters = 400
+    cfg.kernelgan.n_crop_positions = 400
+    cfg.zssr.iters = 400
+    cfg.zssr.crop = 64
+    cfg.zssr.original.self_ensemble = False
+    return cfg
+
+
+PRESETS = {"paper": Config, "quick": _quick}
+
+
+class ConfigError(ValueError):
+    """A bad preset name, dotted key or value; the message lists the valid choices."""
+
+
+def preset(name: str) -> Config:
+    if name not in PRESETS:
+        raise ConfigError(f"unknown preset {name!r}; choose one of: {', '.join(PRESETS)}")
+    return PRESETS[name]()
+
+
+def flatten(cfg: Any, prefix: str = "") -> dict[str, Any]:
+    """``{dotted_key: value}`` for every leaf field."""
+    out: dict[str, Any] = {}
+    for f in fields(cfg):
+        value = getattr(cfg, f.name)
+        key = f"{prefix}{f.name}"
+        if is_dataclass(value):
+            out.update(flatten(value, key + "."))
+        else:
+            out[key] = value
+    return out
+
+
+def _leaf_types(cls: type, prefix: str = "") -> dict[str, Any]:
+    hints = get_type_hints(cls)
+    out: dict[str, Any] = {}
+    for f in fields(cls):
+        hint = hints[f.name]
+        if isinstance(hint, type) and is_dataclass(hint):
+            out.update(_leaf_types(hint, f"{prefix}{f.name}."))
+        else:
+            out[f"{prefix}{f.name}"] = hint
+    return out
+
+
+def valid_keys() -> list[str]:
+    return sorted(_leaf_types(Config))
+
+
+def _parse(key: str, text: str, hint: Any) -> Any:
+    """Parse a command-line string as the field's type (bool, int, float, str or float tuple)."""
+    try:
+        if hint is bool:
+            low = text.strip().lower()
+            if low in ("1", "true", "yes", "on"):
+                return True
+            if low in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(text)
+        if hint is int:
+            return int(text)
+        if hint is float:
+            return float(text)
+        if hint is str:
+            return text
+        # tuple[float, ...]
+        return tuple(float(t) for t in text.strip("()[] ").split(",") if t.strip())
+    except ValueError:
+        name = getattr(hint, "__name__", str(hint))
+        raise ConfigError(f"{key}: {text!r} is not a valid {name}") from None
+
+
+def set_value(cfg: Config, key: str, value: Any) -> Config:
+    """A copy of ``cfg`` with one dotted key set; strings are parsed as the field's type."""
+    types = _leaf_types(Config)
+    if key not in types:
+        raise ConfigError(f"unknown config key {key!r}; valid keys: {', '.join(valid_keys())}")
+    if isinstance(value, str) and types[key] is not str:
+        value = _parse(key, value, types[key])
+    cfg = dataclasses.replace(cfg)  # shallow; the nested sections on the path are copied below
+    parts = key.split(".")
+    node = cfg
+    for part in parts[:-1]:
+        child = dataclasses.replace(getattr(node, part))
+        setattr(node, part, child)
+        node = child
+    setattr(node, parts[-1], value)
+    return cfg
+
+
+def parse_assignment(text: str) -> tuple[str, str]:
+    """Split ``key=value``."""
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"expected key=value, got {text!r}")
+    return key.strip(), value.strip()
+
+
+def apply_overrides(cfg: Config, assignments: list[str] | dict[str, Any]) -> Config:
+    """Apply ``["key=value", ...]`` or ``{key: value}`` overrides in order."""
+    items = assignments.items() if isinstance(assignments, dict) else map(parse_assignment, assignments)
+    for key, value in items:
+        cfg = set_value(cfg, key, value)
+    return cfg
+
+
+def from_flat(flat: dict[str, Any], base: Config | None = None) -> Config:
+    """Rebuild a config from :func:`flatten`'s output (lists become tuples)."""
+    cfg = base or Config()
+    for key, value in flat.items():
+        cfg = set_value(cfg, key, tuple(value) if isinstance(value, list) else value)
+    return cfg
+
+
+def to_json(cfg: Config) -> str:
+    return json.dumps(flatten(cfg), sort_keys=True)
