@@ -1,0 +1,126 @@
+"""Kernels: centring vectors, the analytic x4 kernel, the DIV2KRK sampler, post-processing,
+MATLAB's bicubic kernel and validation."""
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from zssrgan.kernels import (KernelError, analytic_x4_kernel, anisotropic_gaussian, center_of_mass,
+                             isotropic_gaussian, kernel_shift, matlab_bicubic_kernel, postprocess_kernel,
+                             sample_div2krk_kernel, validate_kernel, zeroize_negligible)
+from zssrgan.resize import imresize
+
+VECTORS = np.load(Path(__file__).parent / "data" / "imresize_vectors.npz")
+
+
+def second_moment_eigenvalues(kernel):
+    rows, cols = (np.arange(n) - c for n, c in zip(kernel.shape, center_of_mass(kernel)))
+    y, x = np.meshgrid(rows, cols, indexing="ij")
+    covariance = [[(kernel * x * x).sum(), (kernel * x * y).sum()], [(kernel * x * y).sum(), (kernel * y * y).sum()]]
+    return np.linalg.eigvalsh(covariance)
+
+
+@pytest.mark.parametrize("sf", [2, 4])
+def test_kernel_shift_matches_vectors(sf):
+    expected = VECTORS[f"kernel_shift_of_11x11_sf{sf}"]
+    np.testing.assert_allclose(kernel_shift(VECTORS["kernel_11x11"], sf), expected, rtol=0, atol=1e-6)
+    pad = (expected.shape[0] - 11) // 2
+    np.testing.assert_allclose(center_of_mass(expected), 5 + 0.5 * (sf - 1) + pad, atol=1e-2)
+
+
+def test_gaussians_are_normalised_centred_and_oriented():
+    wide = anisotropic_gaussian(11, 4.0, 1.0, 0.0)
+    offsets = np.arange(11) - 5
+    assert (wide.sum(axis=0) * offsets**2).sum() > 3 * (wide.sum(axis=1) * offsets**2).sum()  # along x
+    np.testing.assert_allclose(anisotropic_gaussian(11, 4.0, 1.0, np.pi / 2), wide.T, atol=1e-12)
+    round_ = isotropic_gaussian(9, 1.2)
+    np.testing.assert_allclose(round_, round_.T, atol=1e-15)
+    for kernel in (wide, round_):
+        assert kernel.sum() == pytest.approx(1.0)
+        np.testing.assert_allclose(center_of_mass(kernel), np.array(kernel.shape) // 2, atol=1e-9)
+
+
+def test_div2krk_sampler_is_seeded_and_within_the_protocol():
+    first = sample_div2krk_kernel(np.random.default_rng(7))
+    np.testing.assert_array_equal(first, sample_div2krk_kernel(np.random.default_rng(7)))
+    assert not np.allclose(first, sample_div2krk_kernel(np.random.default_rng(8)))
+    rng = np.random.default_rng(0)
+    kernels = [sample_div2krk_kernel(rng) for _ in range(200)]
+    eigenvalues = np.array([second_moment_eigenvalues(k) for k in kernels])
+    for kernel in kernels:
+        assert kernel.shape == (11, 11) and kernel.min() >= 0 and kernel.sum() == pytest.approx(1.0)
+        np.testing.assert_allclose(center_of_mass(kernel), 5.0, atol=0.3)  # mean on the centre tap
+    # Variances drawn from U(0.6, 5) (the 11x11 window trims the largest a little).
+    assert 0.45 < eigenvalues.min() < 0.9 and 4.0 < eigenvalues.max() < 5.5
+    assert len({k.tobytes() for k in kernels}) == 200
+
+
+def test_analytic_x4_kernel_equals_two_x2_degradations():
+    k2 = sample_div2krk_kernel(np.random.default_rng(1))
+    k4 = analytic_x4_kernel(k2)
+    assert k4.shape == (31, 31) and k4.sum() == pytest.approx(1.0)
+    image = np.random.default_rng(2).random((64, 64, 3))
+    twice = imresize(imresize(image, scale=0.5, kernel=k2), scale=0.5, kernel=k2)
+    once = imresize(image, scale=0.25, kernel=k4)
+    np.testing.assert_allclose(once[5:-5, 5:-5], twice[5:-5, 5:-5], atol=1e-12)
+    cropped = analytic_x4_kernel(k2, crop=True)
+    assert cropped.shape == (21, 21) and cropped.sum() == pytest.approx(1.0)
+    np.testing.assert_allclose(cropped, k4[5:-5, 5:-5] / k4[5:-5, 5:-5].sum())
+
+
+def test_zeroize_negligible_keeps_the_strong_taps_only():
+    kernel = np.random.default_rng(3).random((13, 13)) ** 4
+    filtered = zeroize_negligible(kernel, n=40)
+    strongest = np.sort(kernel.ravel())[::-1]
+    assert filtered.sum() == pytest.approx(1.0) and filtered.min() >= 0
+    assert np.all(filtered[kernel >= strongest[40]] > 0)
+    assert np.all(filtered[kernel <= 0.75 * strongest[40]] == 0)
+    small = np.array([[0.5, -0.1], [0.3, 0.3]])  # fewer taps than n: only the negative one goes
+    np.testing.assert_allclose(zeroize_negligible(small), np.array([[0.5, 0], [0.3, 0.3]]) / 1.1)
+
+
+def test_postprocessing_of_a_kernelgan_sized_kernel():
+    raw = isotropic_gaussian(13, 1.5) * (1 + 0.2 * np.random.default_rng(4).random((13, 13)))
+    raw = np.roll(raw, 1, axis=1)  # an estimate off by a tap
+    kernel = postprocess_kernel(raw, 2)
+    assert kernel.shape == (17, 17)
+    assert kernel.sum() == pytest.approx(1.0, abs=1e-3)
+    np.testing.assert_allclose(center_of_mass(kernel), 8.5, atol=1e-2)
+
+
+@pytest.mark.parametrize("sf", [2, 3, 4])
+def test_matlab_bicubic_kernel_reproduces_cubic_downscaling(sf):
+    kernel = matlab_bicubic_kernel(sf)
+    assert kernel.sum() == pytest.approx(1.0)
+    np.testing.assert_allclose(center_of_mass(kernel), kernel.shape[0] // 2 + 0.5 * (sf - 1), atol=1e-9)
+    centred = kernel_shift(kernel, sf)
+    pad = (centred.shape[0] - kernel.shape[0]) // 2
+    np.testing.assert_allclose(centred[pad:-pad, pad:-pad], kernel, atol=1e-9)  # already centred
+    image = np.random.default_rng(5).random((12 * sf, 12 * sf, 3))
+    margin = 3
+    np.testing.assert_allclose(imresize(image, scale=1 / sf, kernel=kernel)[margin:-margin, margin:-margin],
+                               imresize(image, scale=1 / sf)[margin:-margin, margin:-margin], atol=1e-12)
+
+
+def test_matlab_bicubic_kernel_needs_an_integer_scale():
+    with pytest.raises(ValueError, match="integer"):
+        matlab_bicubic_kernel(1.5)
+
+
+@pytest.mark.parametrize("kernel, problem", [
+    (np.ones(5), "2-D"),
+    (np.ones((65, 3)), "between 1 and 64"),
+    (np.full((3, 3), np.nan), "NaN"),
+    (np.zeros((3, 3)), "sums to 0"),
+    (-np.ones((3, 3)), "positive sum"),
+    ([["a", "b"]], "numeric"),
+])
+def test_validate_kernel_names_source_and_problem(kernel, problem):
+    with pytest.raises(KernelError, match=problem) as error:
+        validate_kernel(kernel, "kernel_7.mat")
+    assert "kernel_7.mat" in str(error.value)
+    assert isinstance(error.value, ValueError)
+
+
+def test_validate_kernel_returns_float64():
+    assert validate_kernel([[1, 2], [3, 4]]).dtype == np.float64
