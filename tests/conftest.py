@@ -1,0 +1,92 @@
+"""Shared fixtures: a real MLflow tracking server on 127.0.0.1 and a throwaway sqlite store."""
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+SERVER_START_TIMEOUT_S = 120  # mlflow imports slowly and creates its tables on a busy 2-core CI box
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _healthy(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url + "/health", timeout=2) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
+def _stop_group(process: subprocess.Popen) -> None:
+    """SIGTERM to the server's process group, SIGKILL to whatever is left of it after 10 s."""
+    try:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        pass
+    except ProcessLookupError:
+        return
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    process.wait()
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(tmp_path_factory):
+    """``http://127.0.0.1:<port>`` of a real ``mlflow server`` (sqlite backend, proxied artifacts)."""
+    root = tmp_path_factory.mktemp("mlflow-server")
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    log = open(root / "server.log", "wb")
+    command = [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
+               "--workers", "1", "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}",
+               "--artifacts-destination", str(root / "artifacts")]
+    # its own process group, so teardown stops the server and the workers it forks, and nothing else
+    # no background job runners (MLflow's GenAI jobs): seven idle processes the tests do not need
+    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    server = subprocess.Popen(command, cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT,
+                              start_new_session=True)
+    try:
+        deadline = time.monotonic() + SERVER_START_TIMEOUT_S
+        while not _healthy(url):
+            if server.poll() is not None or time.monotonic() > deadline:
+                log.flush()
+                tail = (root / "server.log").read_text(errors="replace")[-3000:]
+                pytest.fail(f"mlflow server did not become ready at {url}:\n{tail}")
+            time.sleep(0.5)
+        yield url
+    finally:
+        _stop_group(server)
+        log.close()
+
+
+@pytest.fixture(scope="session")
+def _empty_sqlite_store(tmp_path_factory) -> Path:
+    """An MLflow sqlite database with its tables created, to copy: creating them takes seconds."""
+    from mlflow import MlflowClient
+
+    path = tmp_path_factory.mktemp("mlflow-template") / "mlflow.db"
+    MlflowClient(tracking_uri=f"sqlite:///{path}").search_experiments()
+    return path
+
+
+@pytest.fixture
+def sqlite_uri(tmp_path, _empty_sqlite_store) -> str:
+    """A fresh sqlite tracking store; its artifacts land beside the database, inside tmp_path."""
+    shutil.copyfile(_empty_sqlite_store, tmp_path / "mlflow.db")
+    return f"sqlite:///{tmp_path / 'mlflow.db'}"
