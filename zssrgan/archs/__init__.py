@@ -1,0 +1,1 @@
+"""Plain nn.Modules for the networks; no training logic here."""

@@ -1,0 +1,1 @@
+"""Training loops; they report through callbacks and never log anywhere themselves."""
