@@ -13,7 +13,7 @@ from scipy import ndimage
 from zssrgan.cli import main
 from zssrgan.datasets import DatasetError, discover, make_dataset
 from zssrgan.io import load_image, load_kernel, save_image
-from zssrgan.kernels import analytic_x4_kernel
+from zssrgan.kernels import analytic_x4_kernel, center_of_mass
 from zssrgan.resize import imresize
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -56,8 +56,10 @@ def test_stored_lr_is_the_gt_degraded_by_the_stored_kernel(div2krk, scale):
         gt, lr = load_image(item.gt_path), load_image(item.lr_path)
         kernels = item.load_kernels()
         k = kernels[scale]
-        assert k.shape == ((11, 11) if scale == 2 else (31, 31))
-        assert k.min() >= 0 and k.sum() == pytest.approx(1.0)
+        # the 11x11 kernel centred for x2 (MATLAB geometry), and its 43x43 analytic x4 kernel
+        assert k.shape == ((15, 15) if scale == 2 else (43, 43))
+        assert k.min() >= 0 and k.sum() == pytest.approx(1.0, abs=1e-4)
+        np.testing.assert_allclose(center_of_mass(k), k.shape[0] // 2 + 0.5 * (scale - 1), atol=0.01)
         b = math.ceil((k.shape[0] // 2) / scale)
         np.testing.assert_allclose(lr[b:-b, b:-b], _degrade(gt, k, scale)[b:-b, b:-b], atol=EIGHT_BIT)
         if scale == 4:  # x4 = the x2 kernel applied twice

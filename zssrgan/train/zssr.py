@@ -18,13 +18,12 @@ from typing import Callable, Mapping, Optional, Protocol, Sequence
 import numpy as np
 import torch
 import torch.nn.functional as F
-from scipy import ndimage
 from torch import nn
 
 from ..archs.zssr_arch import ZSSRNet
 from ..config import Config, ZSSRConfig, ZSSRVariant
 from ..device import resolve_device, seed_everything
-from ..kernels import analytic_x4_kernel, center_of_mass, kernel_shift, validate_kernel
+from ..kernels import analytic_x4_kernel, kernel_shift, validate_kernel
 from ..losses import gradient_weight_map, weighted_l1
 from ..progress import Callback
 from ..resize import imresize_torch
@@ -167,17 +166,15 @@ class ZSSRTrainer:
     def set_kernel(self, kernel: Optional[np.ndarray]) -> None:
         """The stage's degradation: a numeric kernel (centred for this sf) or MATLAB bicubic (None).
 
-        Centring moves the kernel by ``self.kernel_offset`` (rows, cols) in HR pixels; the sons
-        then sit where bicubic interpolation expects them, so the network only learns a small
-        residual. ``infer`` moves the output back by that offset (``cfg.align_to_kernel``).
+        Centring puts the kernel's centre of mass where MATLAB's bicubic geometry puts an LR pixel
+        (half a pixel between HR pixels at x2): the sons then sit where bicubic interpolation
+        expects them, the network only learns a small residual, and the output is pixel-aligned
+        with a ground truth degraded in that geometry (see ``zssrgan.datasets``).
         """
         if kernel is None:
-            self.kernel, self.kernel_offset = None, np.zeros(2)
+            self.kernel = None
             return
-        kernel = validate_kernel(kernel)
-        centred = kernel_shift(kernel, self.sf)
-        padding = (np.array(centred.shape) - kernel.shape) / 2
-        self.kernel_offset = center_of_mass(centred) - padding - center_of_mass(kernel)
+        centred = kernel_shift(validate_kernel(kernel), self.sf)
         self.kernel = torch.as_tensor(centred, dtype=torch.float32, device=self.device)
 
     @property
@@ -307,14 +304,7 @@ class ZSSRTrainer:
     def infer(self) -> np.ndarray:
         """SR of the stage input (HxWx3 float32 in [0, 1]): the network on each of the 8
         rotations/flips (self-ensemble) or on the input alone, each output back-projected, their
-        median, back-projected again (as published, also with a single output).
-
-        The published code stops there, which leaves the output where the *centred* kernel puts
-        it: for a kernel whose centre of mass is not already where centring moves it (the
-        DIV2KRK kernels, centred on their centre tap: half a pixel at x2), that is a sub-pixel
-        shift off the ground truth, several dB of PSNR. With ``cfg.align_to_kernel`` the output
-        is moved back (cubic spline) into the geometry of the kernel as given.
-        """
+        median, back-projected again (as published, also with a single output)."""
         self.net.eval()
         out_shape = tuple(math.ceil(n * self.sf) for n in self.input.shape[2:])
         outputs = []
@@ -323,9 +313,6 @@ class ZSSRTrainer:
             shape = out_shape if k % 2 == 0 else out_shape[::-1]
             outputs.append(self.back_project(undo_dihedral(self.forward(x, shape).clamp(0.0, 1.0), k)))
         sr = self.back_project(median(outputs))[0].permute(1, 2, 0).cpu().numpy()
-        if self.cfg.align_to_kernel and np.abs(self.kernel_offset).max() > 1e-3:
-            sr = np.clip(np.dstack([ndimage.shift(sr[..., c], -self.kernel_offset, order=3, mode="reflect")
-                                    for c in range(sr.shape[2])]), 0.0, 1.0)
         return sr.astype(np.float32)
 
 
