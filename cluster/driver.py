@@ -1,0 +1,453 @@
+"""The sweep driver: expand a sweep, feed Ray actors, record every job in MLflow.
+
+One actor per job slot, one job per actor at a time, so the number of jobs in flight is bounded by
+the number of actors (backpressure: the queue stays in the driver, as paths). A KernelGAN estimate
+job hands its estimate to the jobs that reuse it through Ray's object store (the driver never
+fetches it); the reference is dropped once the last of them is done.
+
+Resuming: jobs whose key has a FINISHED run are skipped, and a retried job reuses its run, so a key
+never gets a second FINISHED run. When an estimate's run is FINISHED but some of its dependants are
+not, the estimate is computed again once, untracked (no second run; deterministic under its seed on
+CPU), because the discriminator the ZSSRGAN modes reuse is not stored in MLflow.
+
+Failures stay local: a method's exception ends its run FAILED with the reason; the dependants of a
+failed estimate fail with that reason; a job whose worker died is retried on a fresh actor up to
+``max_retries`` times. Ctrl-C stops dispatching, marks the running jobs KILLED and returns
+``status == "KILLED"``; the next run of the same sweep does the rest.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import sys
+import time
+import uuid
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any, Optional, TextIO
+
+import ray
+from ray.exceptions import ObjectLostError, RayActorError, RayTaskError, WorkerCrashedError
+
+from zssrgan.config import flatten
+
+from .jobs import Job, Sweep, SweepSpec, base_config, expand
+from .tracking import Tracker, check_reachable, grid_tag
+from .worker import JobFailure, Worker
+
+SUMMARY_METRICS = ("psnr_y", "ssim_y", "kernel_error", "time_total")
+WORKER_START_TIMEOUT_S = 600.0  # a cluster may need to scale up before an actor can be placed
+
+
+class SweepError(RuntimeError):
+    """The sweep cannot run at all (no worker fits the cluster, none could be started)."""
+
+
+# --------------------------------------------------------------------------------------------
+# Ray
+
+
+def connect(address: Optional[str]) -> bool:
+    """Join ``address`` (``auto``, ``ray://...``) or start a local Ray with this machine's CPUs and
+    GPUs; an already joined Ray is reused. True when this call started or joined it."""
+    if ray.is_initialized():
+        return False
+    ray.init(address=address or "local", logging_level=logging.WARNING, include_dashboard=False,
+             log_to_driver=False)
+    return True
+
+
+def worker_shape(spec: SweepSpec, n_jobs: int) -> tuple[int, float, float]:
+    """(number of actors, CPUs each, GPUs each) that the cluster's resources allow."""
+    resources = ray.cluster_resources()
+    cpus, gpus = resources.get("CPU", 0.0), resources.get("GPU", 0.0)
+    per_cpu = float(spec.cpus_per_job)
+    per_gpu = float(spec.gpus_per_job) if gpus > 0 else 0.0
+    if per_cpu <= 0 or per_gpu < 0:
+        raise SweepError("--cpus-per-job must be > 0 and --gpus-per-job >= 0")
+    count = int(cpus // per_cpu + 1e-9)
+    if per_gpu > 0:
+        count = min(count, int(gpus // per_gpu + 1e-9))
+    if count < 1:
+        raise SweepError(f"no job fits the cluster: it has {cpus:g} CPUs and {gpus:g} GPUs, a job asks for "
+                         f"{per_cpu:g} CPUs and {per_gpu:g} GPUs")
+    return max(1, min(count, spec.workers or count, n_jobs)), per_cpu, per_gpu
+
+
+# --------------------------------------------------------------------------------------------
+# progress and summary
+
+
+def _duration(seconds: float) -> str:
+    if not math.isfinite(seconds):
+        return "?"
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
+
+
+class Progress:
+    """One line on stderr: done/running/failed, throughput, ETA; rewritten in place on a terminal."""
+
+    def __init__(self, total: int, stream: TextIO, enabled: bool) -> None:
+        self.total, self.stream, self.enabled = total, stream, enabled
+        self.tty = enabled and stream.isatty()
+        self.start = self.last = time.monotonic()
+
+    def show(self, done: int, running: int, failed: int, force: bool = False) -> None:
+        now = time.monotonic()
+        if not self.enabled or (not force and now - self.last < (0.5 if self.tty else 10.0)):
+            return
+        self.last = now
+        ended = done + failed
+        rate = ended / max(now - self.start, 1e-9)
+        eta = (self.total - ended) / rate if rate > 0 else math.inf
+        line = (f"[zssrgan] {ended}/{self.total} jobs: {done} done, {running} running, {failed} failed"
+                f" | {rate * 60:.1f} jobs/min | ETA {_duration(eta)}")
+        self.stream.write(f"\r{line:<100}" if self.tty else line + "\n")
+        self.stream.flush()
+
+    def close(self) -> None:
+        if self.tty:
+            self.stream.write("\n")
+
+
+@dataclass
+class _Group:
+    done: int = 0
+    failed: int = 0
+    sums: dict[str, float] = field(default_factory=dict)
+    counts: dict[str, int] = field(default_factory=dict)
+
+    def add(self, values: dict[str, float]) -> None:
+        self.done += 1
+        for name in SUMMARY_METRICS:
+            if name in values and math.isfinite(values[name]):
+                self.sums[name] = self.sums.get(name, 0.0) + values[name]
+                self.counts[name] = self.counts.get(name, 0) + 1
+
+    def row(self, method: str, scale: int, grid: str) -> dict[str, Any]:
+        means = {name: self.sums[name] / self.counts[name] for name in self.sums}
+        return {"method": method, "scale": scale, "grid": grid, "done": self.done, "failed": self.failed, **means}
+
+
+def format_summary(summary: dict[str, Any]) -> str:
+    """The per-method table of a finished sweep and where to look at the runs."""
+    header = ["method", "scale", "grid", "done", "failed", *SUMMARY_METRICS]
+    rows = [[str(r.get(h, "")) if not isinstance(r.get(h), float) else f"{r[h]:.4g}" for h in header]
+            for r in summary["table"]]
+    lines = [f"sweep {summary['sweep_id']}: {summary['finished']} finished, {summary['failed']} failed, "
+             f"{summary['killed']} killed, {summary['already_finished']} already finished "
+             f"(skipped), {summary['retries']} retries, {summary['seconds']:.1f} s"]
+    if rows:
+        widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
+        lines.append("  ".join(h.ljust(w) for h, w in zip(header, widths)) + "   (jobs of this run, means)")
+        lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in rows]
+    lines.append(f"runs: {summary['look']}")
+    return "\n".join(lines)
+
+
+def format_jobs(sweep: Sweep) -> str:
+    """The dry-run table: one line per job, in dispatch order."""
+    lines = [f"{'key':<12}  {'method':<16}  {'image':<20}  {'scale':>5}  {'seed':>4}  {'uses':<12}  grid"]
+    for job in sweep.jobs:
+        lines.append(f"{job.key[:12]:<12}  {job.method:<16}  {job.item.name[:20]:<20}  {job.scale:>5}  "
+                     f"{job.seed:>4}  {(job.estimate_key or '-')[:12]:<12}  {grid_tag(job.grid)}")
+    lines.append(f"{len(sweep.jobs)} jobs, sweep {sweep.sweep_id}")
+    lines += [f"skipped: {reason}" for reason in sweep.skipped]
+    return "\n".join(lines)
+
+
+def ui_hint(tracking_uri: str) -> str:
+    if tracking_uri.startswith(("http://", "https://")):
+        return f"open {tracking_uri}"
+    return f"mlflow ui --backend-store-uri {tracking_uri}"
+
+
+# --------------------------------------------------------------------------------------------
+# the scheduling loop
+
+
+@dataclass
+class _Estimate:
+    """One KernelGAN estimate and the jobs that reuse it."""
+
+    job: Job
+    waiting: list[Job] = field(default_factory=list)  # dependants not dispatched yet
+    remaining: int = 0  # dependants not ended yet; the reference is dropped at 0
+    ref: Any = None
+    computing: bool = False  # queued or running as an untracked recomputation
+
+
+@dataclass
+class _Task:
+    job: Job
+    actor: Any
+    estimate_ref: Any
+    run_id: Optional[str]  # None: an untracked estimate recomputation
+
+
+class _Scheduler:
+    def __init__(self, sweep: Sweep, spec: SweepSpec, tracker: Tracker, finished: set[str],
+                 stream: TextIO) -> None:
+        self.spec, self.tracker, self.stream = spec, tracker, stream
+        self.queue: deque[tuple[Job, bool]] = deque()  # (job, tracked)
+        self.estimates = {j.key: _Estimate(j) for j in sweep.jobs if j.kind == "kernelgan"}
+        todo = [j for j in sweep.jobs if j.key not in finished]
+        for job in todo:
+            if job.estimate_key is None:
+                self.queue.append((job, True))
+            else:
+                slot = self.estimates[job.estimate_key]
+                slot.waiting.append(job)
+                slot.remaining += 1
+        for key, slot in self.estimates.items():
+            if key in finished and slot.waiting:
+                self._compute_estimate(slot)
+        self.total = len(todo)
+        self.already_finished = len(sweep.jobs) - len(todo)
+        self.open_runs: dict[str, str] = {}  # job key -> its run, until the job ends
+        self.attempts: dict[str, int] = {}
+        self.tasks: dict[Any, _Task] = {}
+        self.idle: list[Any] = []
+        self.starting: dict[Any, tuple[Any, float]] = {}  # ready() ref -> (actor, since)
+        self.groups: dict[tuple[str, int, str], _Group] = {}
+        self.counts = {"finished": 0, "failed": 0, "killed": 0, "retries": 0}
+        self.actor_number = 0
+        self.sweep_id = sweep.sweep_id
+        self.interrupted = False
+
+    # -- actors ------------------------------------------------------------------------------
+
+    def _start_actor(self) -> None:
+        self.actor_number += 1
+        name = f"zssrgan-worker-{self.sweep_id}-{self.actor_number}-{uuid.uuid4().hex[:6]}"  # for `ray list actors`
+        actor = Worker.options(num_cpus=self.cpus, num_gpus=self.gpus, name=name).remote(self.cpus)
+        self.starting[actor.ready.remote()] = (actor, time.monotonic())
+
+    # -- events ------------------------------------------------------------------------------
+
+    def _compute_estimate(self, slot: _Estimate) -> None:
+        if not slot.computing:
+            slot.computing = True
+            self.queue.appendleft((slot.job, False))
+
+    def _dispatch(self) -> None:
+        while self.idle and self.queue:
+            job, tracked = self.queue.popleft()
+            if job.estimate_key is not None and self.estimates[job.estimate_key].ref is None:
+                self.estimates[job.estimate_key].waiting.append(job)  # the estimate was lost meanwhile
+                continue
+            run_id = self._run_id(job) if tracked else None
+            estimate = self.estimates[job.estimate_key].ref if job.estimate_key else None
+            actor = self.idle.pop()
+            evaluation_ref, estimate_ref = actor.run.options(num_returns=2).remote(job, estimate, time.time())
+            self.tasks[evaluation_ref] = _Task(job, actor, estimate_ref, run_id)
+
+    def _run_id(self, job: Job) -> str:
+        """The job's run: started once, reused by its retries."""
+        if job.key not in self.open_runs:
+            self.open_runs[job.key] = self.tracker.start_job(job)
+        return self.open_runs[job.key]
+
+    def _ended(self, job: Job, values: Optional[dict[str, float]]) -> None:
+        """Count a tracked job that ended (values None: failed) and release its estimate."""
+        del self.open_runs[job.key]
+        group = self.groups.setdefault((job.method, job.scale, grid_tag(job.grid)), _Group())
+        if values is None:
+            group.failed += 1
+            self.counts["failed"] += 1
+        else:
+            group.add(values)
+            self.counts["finished"] += 1
+        if job.estimate_key is not None:
+            slot = self.estimates[job.estimate_key]
+            slot.remaining -= 1
+            if slot.remaining == 0:
+                slot.ref = None
+
+    def _fail(self, task: _Task, error: str, traceback: str) -> None:
+        job = task.job
+        if task.run_id is not None:
+            self.tracker.fail_job(task.run_id, job, error, traceback)
+            self._ended(job, None)
+        if job.kind == "kernelgan":
+            self._estimate_failed(self.estimates[job.key], error)
+
+    def _estimate_failed(self, slot: _Estimate, error: str) -> None:
+        reason = f"the KernelGAN estimate this method reuses failed: {error}"
+        for dependant in slot.waiting:
+            self.tracker.fail_job(self._run_id(dependant), dependant, reason, reason)
+            self._ended(dependant, None)
+        slot.waiting.clear()
+        slot.computing = False
+
+    def _succeed(self, task: _Task, evaluation) -> None:
+        job = task.job
+        if task.run_id is not None:
+            try:
+                self.tracker.finish_job(task.run_id, job, evaluation)
+            except Exception as exc:  # the run is marked FAILED by the tracker; the sweep goes on
+                self._fail(task, f"recording the run failed: {type(exc).__name__}: {exc}", "")
+                return
+            self._ended(job, {**evaluation.metrics, "time_total": evaluation.timings.get("total", math.nan)})
+        if job.kind == "kernelgan":
+            slot = self.estimates[job.key]
+            slot.computing = False
+            if slot.waiting:
+                slot.ref = task.estimate_ref
+                self.queue.extendleft(reversed([(j, True) for j in slot.waiting]))
+                slot.waiting.clear()
+
+    def _retry(self, task: _Task, exc: Exception) -> None:
+        """Queue the job again (its run is reused), or fail it after ``max_retries`` retries."""
+        job = task.job
+        attempts = self.attempts[job.key] = self.attempts.get(job.key, 0) + 1
+        if attempts > self.spec.max_retries:
+            self._fail(task, f"the job was lost {attempts} times (last: {type(exc).__name__}: a worker or "
+                             f"node died)", str(exc))
+            return
+        self.counts["retries"] += 1
+        if job.estimate_key is not None and isinstance(exc, ObjectLostError):
+            slot = self.estimates[job.estimate_key]  # the estimate it reuses went with its node
+            slot.ref = None
+            slot.waiting.append(job)
+            self._compute_estimate(slot)
+        else:
+            self.queue.appendleft((job, task.run_id is not None))
+
+    def _collect(self, ref) -> None:
+        task = self.tasks.pop(ref)
+        try:
+            result = ray.get(ref)
+        except (RayActorError, WorkerCrashedError) as exc:  # the worker died: replace it
+            self._start_actor()
+            self._retry(task, exc)
+            return
+        except ObjectLostError as exc:  # the worker lives, an object it needed or made was lost
+            self.idle.append(task.actor)
+            self._retry(task, exc)
+            return
+        except RayTaskError as exc:
+            self.idle.append(task.actor)
+            self._fail(task, f"{type(exc.cause).__name__}: {exc.cause}", str(exc))
+            return
+        self.idle.append(task.actor)
+        if isinstance(result, JobFailure):
+            self._fail(task, result.error, result.traceback)
+        else:
+            self._succeed(task, result)
+
+    def _actor_ready(self, ref) -> None:
+        actor, _ = self.starting.pop(ref)
+        try:
+            ray.get(ref)
+        except RayActorError:
+            return  # it died while starting; its job slot is lost, the others go on
+        self.idle.append(actor)
+
+    def _check_starting(self) -> None:
+        if self.tasks or self.idle or not self.starting:
+            return
+        oldest = min(since for _, since in self.starting.values())
+        if time.monotonic() - oldest > WORKER_START_TIMEOUT_S:
+            raise SweepError(f"no worker started within {WORKER_START_TIMEOUT_S:.0f} s: the cluster lacks "
+                             f"{self.cpus:g} CPUs and {self.gpus:g} GPUs for a job")
+
+    # -- the loop ----------------------------------------------------------------------------
+
+    def run(self, workers: int, cpus: float, gpus: float, progress: Progress) -> None:
+        self.cpus, self.gpus = cpus, gpus
+        for _ in range(workers):
+            self._start_actor()
+        try:
+            while self.queue or self.tasks:
+                if not self.idle and not self.tasks and not self.starting:
+                    raise SweepError("every worker died while starting; see the Ray logs")
+                self._dispatch()
+                waiting = list(self.tasks) + list(self.starting)
+                ready, _ = ray.wait(waiting, num_returns=1, timeout=1.0)
+                if ready:  # collect everything that is done, not one per turn
+                    ready, _ = ray.wait(waiting, num_returns=len(waiting), timeout=0)
+                for ref in ready:
+                    (self._collect if ref in self.tasks else self._actor_ready)(ref)
+                self._check_starting()
+                running = sum(t.run_id is not None for t in self.tasks.values())
+                progress.show(self.counts["finished"], running, self.counts["failed"])
+        except KeyboardInterrupt:
+            self.stream.write("\n[zssrgan] interrupted: running jobs marked KILLED; run the same command to resume\n")
+            self.interrupted = True
+            self._kill_running()
+        except BaseException:
+            self._kill_running()
+            raise
+        finally:
+            for actor in self.idle + [t.actor for t in self.tasks.values()] + [a for a, _ in self.starting.values()]:
+                ray.kill(actor)
+            progress.show(self.counts["finished"], 0, self.counts["failed"], force=True)
+            progress.close()
+
+    def _kill_running(self) -> None:
+        """No run is left RUNNING when the driver stops early."""
+        self.queue.clear()
+        for run_id in self.open_runs.values():  # running, or waiting for a retry
+            self.tracker.kill_job(run_id)
+            self.counts["killed"] += 1
+        self.open_runs.clear()
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            **self.counts,
+            "jobs": self.total + self.already_finished,
+            "already_finished": self.already_finished,
+            "table": [g.row(*key) for key, g in sorted(self.groups.items())],
+        }
+
+
+# --------------------------------------------------------------------------------------------
+# entry point
+
+
+def run_sweep(spec: SweepSpec, stream: Optional[TextIO] = None) -> dict[str, Any]:
+    """Run (or resume) a sweep and return its summary.
+
+    The summary holds ``status`` (FINISHED, or KILLED after Ctrl-C; failed jobs are counted),
+    ``sweep_id``, ``parent_run_id``, the counts ``jobs``, ``finished``, ``failed``, ``killed``,
+    ``already_finished`` and ``retries``, ``seconds``, ``table`` (one row per method, scale and
+    grid point: jobs done/failed and mean ``psnr_y``, ``ssim_y``, ``kernel_error``, ``time_total``
+    of this run) and ``look`` (how to open the runs). Errors in the spec, the data or the tracking
+    store raise before any training starts.
+    """
+    start = time.monotonic()
+    stream = stream or sys.stderr
+    sweep = expand(spec)
+    check_reachable(spec.tracking_uri)
+    tracker = Tracker(spec.tracking_uri, spec.experiment)
+    finished = tracker.finished_keys()
+    params = {"data": ",".join(spec.data), "methods": ",".join(spec.methods), "scales": spec.scales,
+              "seeds": spec.seeds, "preset": spec.preset, "overrides": ";".join(spec.overrides),
+              "grid": ";".join(f"{k}={','.join(map(str, v))}" for k, v in sorted(spec.grid.items())),
+              "real": spec.real, "jobs": len(sweep.jobs),
+              **{f"cfg.{k}": v for k, v in flatten(base_config(spec)).items()}}
+    parent_id = tracker.start_sweep(sweep.sweep_id, params)
+    scheduler = _Scheduler(sweep, spec, tracker, finished, stream)
+    for reason in sweep.skipped:
+        stream.write(f"[zssrgan] skipped: {reason}\n")
+    started_ray = False
+    try:
+        if scheduler.queue or scheduler.total:
+            started_ray = connect(spec.address)
+            workers, cpus, gpus = worker_shape(spec, max(1, scheduler.total))
+            stream.write(f"[zssrgan] sweep {sweep.sweep_id}: {scheduler.total} jobs to run, "
+                         f"{scheduler.already_finished} already finished; {workers} workers "
+                         f"({cpus:g} CPU, {gpus:g} GPU each)\n")
+            scheduler.run(workers, cpus, gpus, Progress(scheduler.total, stream, spec.progress))
+    finally:
+        if started_ray:
+            ray.shutdown()
+    summary = scheduler.summary()
+    status = "KILLED" if scheduler.interrupted else "FINISHED"  # failed jobs are counted, not fatal
+    summary.update(status=status, sweep_id=sweep.sweep_id, parent_run_id=parent_id,
+                   seconds=time.monotonic() - start, look=ui_hint(spec.tracking_uri))
+    tracker.end_sweep(status, summary)
+    return summary

@@ -1,0 +1,196 @@
+"""Sweeps and jobs: what to run, by path, under a deterministic key.
+
+A sweep (:class:`SweepSpec`) expands to images x methods x scales x seeds x config-grid points.
+Jobs hold paths and shared config objects, not pixels, so a queue of tens of thousands of jobs
+stays small. KernelGAN runs as a job of its own, once per (image, scale, seed, KernelGAN config),
+and the methods that reuse its estimate name it in ``estimate_key``.
+"""
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+from zssrgan.config import Config, ConfigError, apply_overrides, flatten, preset, set_value
+from zssrgan.datasets import ImageItem, discover
+from zssrgan.methods import get_method
+
+KERNELGAN = "kernelgan"
+# Config sections a KernelGAN estimate does not depend on: left out of its key, so every grid
+# point that only changes ZSSR / ZSSRGAN settings shares one estimate.
+_NOT_KERNELGAN = ("zssr.", "zssrgan.")
+
+
+@dataclass
+class SweepSpec:
+    """Everything a sweep needs; ``zssrgan run`` builds one from its options.
+
+    ``data``: image folders, DIV2KRK-layout folders or single images. ``grid`` maps a dotted config
+    key to the values of the ablation sweep (``{"zssrgan.disc_ratio": [0.1, 0.5]}``); ``overrides``
+    are ``key=value`` settings applied to every job (after ``preset``, before the grid).
+    ``address``: None starts a local Ray (or reuses the one this process already joined), ``auto``
+    or ``ray://host:port`` joins a cluster. ``gpus_per_job`` may be a fraction (0.25 packs four jobs
+    on a GPU) and is ignored on a cluster without GPUs; ``workers`` caps the number of actors (by
+    default as many as the cluster's resources allow). ``progress``: print a progress line on stderr.
+    """
+
+    data: list[str]
+    methods: list[str]
+    scales: list[int] = field(default_factory=lambda: [2])
+    seeds: list[int] = field(default_factory=lambda: [0])
+    preset: str = "paper"
+    overrides: list[str] = field(default_factory=list)
+    grid: dict[str, list[Any]] = field(default_factory=dict)
+    real: bool = False
+    experiment: str = "zssrgan"
+    tracking_uri: str = "sqlite:///mlflow.db"
+    address: Optional[str] = None
+    gpus_per_job: float = 1.0
+    cpus_per_job: float = 1.0
+    max_retries: int = 2
+    workers: Optional[int] = None
+    progress: bool = True
+
+
+@dataclass(slots=True, eq=False)
+class Job:
+    """One unit of work: a method (or a KernelGAN estimate) on one image at one scale and seed.
+
+    ``cfg`` and ``grid`` objects are shared by every job of the same grid point and seed.
+    """
+
+    key: str
+    kind: str  # "kernelgan" | "method"
+    method: str  # method name, or "kernelgan"
+    item: ImageItem
+    scale: int
+    seed: int
+    cfg: Config
+    grid: dict[str, Any]
+    dataset: str
+    sweep_id: str = ""
+    estimate_key: Optional[str] = None
+
+
+@dataclass
+class Sweep:
+    """The expanded sweep: jobs in dispatch order (estimates first) and what was left out, and why."""
+
+    sweep_id: str
+    jobs: list[Job]
+    skipped: list[str]
+
+
+def file_hash(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def config_digest(flat_cfg: dict[str, Any]) -> str:
+    """Hash of a flattened config (computed once per grid point, not once per job)."""
+    return hashlib.sha256(json.dumps(flat_cfg, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def job_key(image_hash: str, method: str, scale: int, seed: int, cfg_digest: str) -> str:
+    """Content hash of the image plus everything that determines the job's result."""
+    payload = f"{image_hash}|{method}|x{scale}|seed={seed}|{cfg_digest}"
+    return hashlib.sha256(payload.encode()).hexdigest()[:32]
+
+
+def kernelgan_settings(flat_cfg: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in flat_cfg.items() if not k.startswith(_NOT_KERNELGAN)}
+
+
+def grid_points(grid: dict[str, list[Any]]) -> list[dict[str, Any]]:
+    """The cartesian product of the grid's values; one empty point when there is no grid."""
+    keys = sorted(grid)
+    for key in keys:
+        if not grid[key]:
+            raise ConfigError(f"--grid {key} has no values")
+    return [dict(zip(keys, values)) for values in itertools.product(*(grid[k] for k in keys))]
+
+
+def base_config(spec: SweepSpec) -> Config:
+    cfg = apply_overrides(preset(spec.preset), spec.overrides)
+    return set_value(cfg, "real", True) if spec.real else cfg
+
+
+def _configs(spec: SweepSpec) -> list[tuple[dict[str, Any], Config]]:
+    """(ablation point with parsed values, config) per grid point; bad keys/values raise ConfigError."""
+    base = base_config(spec)
+    out = []
+    for point in grid_points(spec.grid):
+        cfg = apply_overrides(base, point)
+        flat = flatten(cfg)
+        out.append(({k: flat[k] for k in point}, cfg))
+    return out
+
+
+def _dataset_name(path: Path) -> str:
+    return path.name if path.is_dir() else path.stem
+
+
+def expand(spec: SweepSpec) -> Sweep:
+    """Every job of the sweep; bad methods, scales, config keys or data raise a clear error."""
+    if not spec.data or not spec.methods:
+        raise ValueError("a sweep needs at least one --data path and one method")
+    requested = list(dict.fromkeys(spec.methods))
+    methods = {name: get_method(name) for name in requested if name != KERNELGAN}
+    scales = list(dict.fromkeys(int(s) for s in spec.scales))
+    if any(s not in (2, 4) for s in scales):
+        raise ValueError(f"scales must be 2 or 4, got {scales}")
+    configs = _configs(spec)
+    seeds = list(dict.fromkeys(int(s) for s in spec.seeds))
+    seeded = {(i, seed): set_value(cfg, "seed", seed) for i, (_, cfg) in enumerate(configs) for seed in seeds}
+    flats = {k: flatten(cfg) for k, cfg in seeded.items()}
+    digests = {k: (config_digest(flat), config_digest(kernelgan_settings(flat))) for k, flat in flats.items()}
+    wants_estimate = KERNELGAN in requested or any(m.uses_estimate for m in methods.values())
+
+    estimates: dict[str, Job] = {}
+    jobs: list[Job] = []
+    skipped: list[str] = []
+    hashes: dict[Path, str] = {}
+    for path in map(Path, spec.data):
+        for scale in scales:
+            for item in discover(path, scale):
+                if item.lr_path not in hashes:
+                    hashes[item.lr_path] = file_hash(item.lr_path)
+                image_hash = hashes[item.lr_path]
+                for (i, seed), cfg in seeded.items():
+                    point = configs[i][0]
+                    cfg_digest, kg_digest = digests[i, seed]
+                    kg_key = job_key(image_hash, KERNELGAN, scale, seed, kg_digest)
+                    if wants_estimate and kg_key not in estimates:
+                        kg_point = {k: v for k, v in point.items() if not k.startswith(_NOT_KERNELGAN)}
+                        estimates[kg_key] = Job(kg_key, "kernelgan", KERNELGAN, item, scale, seed, cfg,
+                                                kg_point, _dataset_name(path))
+                    for name, method in methods.items():
+                        if method.needs_kernel and not item.kernel_paths and item.gt_path is None:
+                            skipped.append(f"{name} on {item.name} x{scale}: no true kernel and no ground truth")
+                            continue
+                        depends = kg_key if method.uses_estimate else None
+                        jobs.append(Job(job_key(image_hash, name, scale, seed, cfg_digest), "method", name, item,
+                                        scale, seed, cfg, point, _dataset_name(path), estimate_key=depends))
+    ordered = _unique(list(estimates.values()) + jobs, skipped)
+    sweep_id = hashlib.sha256("\n".join(sorted(j.key for j in ordered)).encode()).hexdigest()[:16]
+    for job in ordered:
+        job.sweep_id = sweep_id
+    return Sweep(sweep_id, ordered, skipped)
+
+
+def _unique(jobs: list[Job], skipped: list[str]) -> list[Job]:
+    """One job per key: the same image given twice (or two grid points that agree) runs once."""
+    seen: dict[str, Job] = {}
+    for job in jobs:
+        if job.key in seen:
+            skipped.append(f"{job.method} on {job.item.name} x{job.scale} seed {job.seed}: "
+                           f"same inputs as another job ({job.item.lr_path})")
+        else:
+            seen[job.key] = job
+    return list(seen.values())

@@ -1,0 +1,69 @@
+"""The Ray actor: one job slot that holds its device and runs one job at a time.
+
+The actor is long-lived (its CUDA context stays warm across jobs) and limits torch/OpenMP to its
+CPU share, since oversubscribed cores slow training many-fold. A job's own exception comes back as
+a :class:`JobFailure` with the traceback; only a dead worker surfaces as a Ray error.
+"""
+from __future__ import annotations
+
+import os
+import socket
+import time
+import traceback
+from dataclasses import dataclass
+from typing import Optional, Union
+
+import ray
+import torch
+
+from zssrgan.device import set_threads
+from zssrgan.evaluate import evaluate_kernelgan, evaluate_method
+from zssrgan.results import Evaluation, KernelEstimate
+
+
+@dataclass
+class JobFailure:
+    error: str  # one readable line
+    traceback: str
+
+
+def run_job(job, estimate: Optional[KernelEstimate] = None) -> Evaluation:
+    if job.kind == "kernelgan":
+        return evaluate_kernelgan(job.item, job.scale, job.cfg)
+    return evaluate_method(job.item, job.method, job.scale, job.cfg, estimate)
+
+
+def placement() -> tuple[str, str]:
+    """(host, device note) of this worker: the Ray node and the GPUs Ray assigned to it."""
+    host = f"{socket.gethostname()} (ray node {ray.get_runtime_context().get_node_id()[:12]})"
+    gpus = ray.get_gpu_ids()
+    if not gpus:
+        return host, ""
+    cuda = "" if torch.cuda.is_available() else ", no CUDA device visible: ran on CPU"
+    return host, f" (ray GPU {','.join(map(str, gpus))}{cuda})"
+
+
+@ray.remote(max_restarts=0)
+class Worker:
+    def __init__(self, cpus: float) -> None:
+        set_threads(int(cpus))
+        if not ray.get_gpu_ids():  # no GPU share (--gpus-per-job 0): stay off the node's GPUs
+            os.environ["CUDA_VISIBLE_DEVICES"] = ""
+        self.host, self.gpu_note = placement()
+
+    def ready(self) -> str:
+        return self.host
+
+    def run(self, job, estimate: Optional[KernelEstimate], submitted_at: float
+            ) -> tuple[Union[Evaluation, JobFailure], Optional[KernelEstimate]]:
+        """(evaluation or failure, KernelGAN estimate to share); the estimate is a second return
+        value so that it stays in the object store on its way to the jobs that reuse it."""
+        waited = max(0.0, time.time() - submitted_at)
+        try:
+            evaluation = run_job(job, estimate)
+        except Exception as exc:
+            return JobFailure(f"{type(exc).__name__}: {exc}", traceback.format_exc()), None
+        evaluation.timings["queue_wait"] = waited
+        evaluation.host, evaluation.device = self.host, evaluation.device + self.gpu_note
+        shared, evaluation.estimate = evaluation.estimate, None
+        return evaluation, shared

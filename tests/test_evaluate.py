@@ -1,0 +1,94 @@
+"""The plain job functions a sweep worker calls: load, run, score (no Ray, no MLflow)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from zssrgan.config import apply_overrides, preset
+from zssrgan.datasets import discover, make_dataset
+from zssrgan.device import set_threads
+from zssrgan.evaluate import evaluate_kernelgan, evaluate_method
+from zssrgan.io import load_image, save_image
+from zssrgan.methods import METHODS
+
+TINY = ["kernelgan.iters=20", "kernelgan.input_crop=32", "kernelgan.shave=0", "kernelgan.n_crop_positions=50",
+        "zssr.iters=10", "zssr.crop=24"]
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    set_threads(1)  # the test machine's cores are shared; oversubscription slows training many-fold
+
+
+@pytest.fixture(scope="module")
+def hr(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("hr")
+    for name in ("baby", "bird"):
+        save_image(folder / f"{name}.png", load_image(ROOT / "benchmarks/data/classic" / f"{name}.png")[:80, :80])
+    return folder
+
+
+@pytest.fixture(scope="module")
+def div2krk(hr, tmp_path_factory):
+    return discover(make_dataset(hr, tmp_path_factory.mktemp("sets") / "div2krk", scales=(2,)), 2)
+
+
+@pytest.fixture(scope="module")
+def cfg():
+    return apply_overrides(preset("quick"), TINY)
+
+
+def _method(flag: str) -> str:
+    names = [name for name, m in METHODS.items() if getattr(m, flag)]
+    if not names:
+        pytest.skip(f"no method with {flag} is registered yet")
+    return names[0]
+
+
+def test_bicubic_on_a_div2krk_item_is_scored_against_ground_truth(div2krk, cfg):
+    item = div2krk[0]
+    evaluation = evaluate_method(item, "bicubic", 2, cfg)
+    assert evaluation.sr.shape == (80, 80, 3)
+    assert {"psnr_y", "ssim_y", "psnr_rgb", "ssim_rgb", "lr_consistency", "sharpness"} <= set(evaluation.metrics)
+    assert 20 < evaluation.metrics["psnr_y"] < 60 and 0 < evaluation.metrics["ssim_y"] <= 1
+    assert "kernel_error" not in evaluation.metrics  # bicubic uses no kernel
+    np.testing.assert_allclose(evaluation.true_kernel, item.load_kernels()[2])
+    assert {"total", "load", "metrics"} <= set(evaluation.timings)
+    assert evaluation.device and evaluation.host
+
+
+def test_kernelgan_estimate_travels_in_the_evaluation_and_is_scored(div2krk, cfg):
+    evaluation = evaluate_kernelgan(div2krk[0], 2, cfg)
+    estimate = evaluation.estimate
+    assert set(estimate.kernels) == {2, 4} and estimate.discriminator_state
+    np.testing.assert_array_equal(evaluation.kernel, estimate.kernels[2])
+    assert evaluation.sr is None and evaluation.history["kernelgan"]
+    assert np.isfinite(evaluation.metrics["kernel_error"]) and np.isfinite(evaluation.metrics["kernel_psnr"])
+    assert evaluation.metrics["its_per_sec"] > 0 and evaluation.timings["total"] > 0
+    if any(m.uses_estimate for m in METHODS.values()):  # a method reuses it instead of training again
+        reused = evaluate_method(div2krk[0], _method("uses_estimate"), 2, cfg, estimate=estimate)
+        np.testing.assert_allclose(reused.kernel, estimate.kernels[2])
+        assert "kernelgan" not in reused.history and "psnr_y" in reused.metrics
+
+
+def test_an_oracle_on_a_bicubic_protocol_set_gets_the_bicubic_kernel_and_no_kernel_error(hr, tmp_path, cfg):
+    oracle = _method("needs_kernel")
+    item = discover(make_dataset(hr, tmp_path / "bicubic", protocol="bicubic", scales=(2,)), 2)[0]
+    evaluation = evaluate_method(item, oracle, 2, cfg)
+    assert "psnr_y" in evaluation.metrics and "kernel_error" not in evaluation.metrics
+    assert evaluation.true_kernel is None
+
+
+def test_a_real_photo_gets_no_reference_metrics_only(hr, cfg):
+    evaluation = evaluate_method(discover(hr / "baby.png", 2)[0], "bicubic", 2, cfg)
+    assert set(evaluation.metrics) == {"lr_consistency", "sharpness"}
+
+
+def test_a_corrupt_image_fails_with_its_path(tmp_path, cfg):
+    bad = tmp_path / "broken.png"
+    bad.write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    with pytest.raises(Exception, match="broken.png"):
+        evaluate_method(discover(bad, 2)[0], "bicubic", 2, cfg)

@@ -1,0 +1,105 @@
+"""Sweep expansion and job keys: deterministic, content-addressed, one KernelGAN estimate per config."""
+from __future__ import annotations
+
+import shutil
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from cluster.jobs import SweepSpec, expand
+from zssrgan.config import ConfigError
+from zssrgan.datasets import DatasetError, make_dataset
+from zssrgan.io import save_image
+from zssrgan.methods import METHODS, MethodError
+
+
+@pytest.fixture
+def images(tmp_path) -> Path:
+    folder = tmp_path / "images"
+    rng = np.random.default_rng(0)
+    for name in ("a", "b"):
+        save_image(folder / f"{name}.png", rng.random((24, 24, 3)))
+    return folder
+
+
+def _estimate_method() -> str:
+    users = [name for name, m in METHODS.items() if m.uses_estimate]
+    if not users:
+        pytest.skip("no method that reuses a KernelGAN estimate is registered yet")
+    return users[0]
+
+
+def test_expansion_is_the_product_of_images_methods_scales_seeds_and_grid(images):
+    sweep = expand(SweepSpec([str(images)], ["bicubic"], scales=[2, 4], seeds=[0, 1],
+                             grid={"zssr.iters": ["10", "20", "30"]}))
+    assert len(sweep.jobs) == 2 * 1 * 2 * 2 * 3
+    assert len({j.key for j in sweep.jobs}) == len(sweep.jobs)
+    assert Counter(j.grid["zssr.iters"] for j in sweep.jobs) == {10: 8, 20: 8, 30: 8}  # parsed as int
+    assert {j.cfg.seed for j in sweep.jobs} == {0, 1} and all(j.cfg.seed == j.seed for j in sweep.jobs)
+    assert all(j.sweep_id == sweep.sweep_id and j.dataset == "images" for j in sweep.jobs)
+
+
+def test_keys_hash_the_image_content_not_its_name(images, tmp_path):
+    spec = SweepSpec([str(images)], ["bicubic"])
+    first = {j.item.name: j.key for j in expand(spec).jobs}
+    assert first == {j.item.name: j.key for j in expand(spec).jobs}  # deterministic
+    copy = tmp_path / "copy"
+    shutil.copytree(images, copy)
+    (copy / "a.png").rename(copy / "renamed.png")
+    save_image(copy / "b.png", np.zeros((24, 24, 3)))
+    second = {j.item.name: j.key for j in expand(SweepSpec([str(copy)], ["bicubic"])).jobs}
+    assert second["renamed"] == first["a"] and second["b"] != first["b"]
+    assert expand(SweepSpec([str(images)], ["bicubic"], overrides=["zssr.lr=0.01"])).sweep_id != expand(spec).sweep_id
+
+
+def test_the_same_image_given_twice_runs_once(images):
+    sweep = expand(SweepSpec([str(images), str(images / "a.png")], ["bicubic"]))
+    assert len(sweep.jobs) == 2 and any("same inputs" in reason for reason in sweep.skipped)
+
+
+def test_kernelgan_runs_once_per_image_scale_seed_and_kernelgan_config(images):
+    method = _estimate_method()
+    sweep = expand(SweepSpec([str(images)], ["bicubic", method], scales=[2],
+                             grid={"zssrgan.disc_ratio": ["0.1", "0.5"], "kernelgan.iters": ["5", "10"]}))
+    estimates = [j for j in sweep.jobs if j.kind == "kernelgan"]
+    users = [j for j in sweep.jobs if j.method == method]
+    assert len(estimates) == 2 * 2  # images x kernelgan.iters; disc_ratio does not make new estimates
+    assert all(set(e.grid) == {"kernelgan.iters"} for e in estimates)
+    assert sweep.jobs[:len(estimates)] == estimates  # dispatched first
+    by_key = {e.key: e for e in estimates}
+    for job in users:
+        estimate = by_key[job.estimate_key]
+        assert estimate.item.lr_path == job.item.lr_path and estimate.cfg.kernelgan == job.cfg.kernelgan
+    assert all(j.estimate_key is None for j in sweep.jobs if j.method == "bicubic")
+
+
+def test_kernelgan_alone_records_estimates(images):
+    sweep = expand(SweepSpec([str(images)], ["kernelgan"], scales=[2, 4]))
+    assert [j.kind for j in sweep.jobs] == ["kernelgan"] * 4
+
+
+def test_oracle_is_skipped_where_nothing_is_known_and_runs_on_a_bicubic_protocol_set(images, tmp_path):
+    oracles = [name for name, m in METHODS.items() if m.needs_kernel]
+    if not oracles:
+        pytest.skip("no method that needs the true kernel is registered yet")
+    real = expand(SweepSpec([str(images)], [oracles[0]]))
+    assert not real.jobs and len(real.skipped) == 2 and "no true kernel" in real.skipped[0]
+    bicubic_set = make_dataset(images, tmp_path / "bicubic", protocol="bicubic", scales=(2,))
+    assert len(expand(SweepSpec([str(bicubic_set)], [oracles[0]])).jobs) == 2
+
+
+@pytest.mark.parametrize("change, error, words", [
+    ({"methods": ["nope"]}, MethodError, "choose one of"),
+    ({"grid": {"zssrgan.disc_raito": ["0.1"]}}, ConfigError, "valid keys"),
+    ({"grid": {"zssr.iters": ["ten"]}}, ConfigError, "not a valid int"),
+    ({"scales": [3]}, ValueError, "scales must be 2 or 4"),
+    ({"data": ["/nonexistent/images"]}, DatasetError, "does not exist"),
+])
+def test_bad_sweeps_are_refused_with_a_clear_reason(images, change, error, words):
+    spec = SweepSpec([str(images)], ["bicubic"])
+    for name, value in change.items():
+        setattr(spec, name, value)
+    with pytest.raises(error, match=words):
+        expand(spec)

@@ -1,0 +1,233 @@
+"""The distributed runner end to end: real Ray (a two-node cluster, one GPU resource per node),
+real MLflow (sqlite stores and a real ``mlflow server``), tiny images and budgets."""
+from __future__ import annotations
+
+import _thread
+import contextlib
+import io
+import shutil
+import socket
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import ray
+from mlflow import MlflowClient
+from ray.cluster_utils import Cluster
+
+from cluster.driver import run_sweep
+from cluster.jobs import SweepSpec, expand
+from cluster.tracking import TrackingUnavailable, load_runs
+from zssrgan.cli import main
+from zssrgan.datasets import make_dataset
+from zssrgan.io import load_image, save_image
+
+ROOT = Path(__file__).resolve().parent.parent
+TINY = ["kernelgan.iters=20", "kernelgan.input_crop=32", "kernelgan.shave=0", "kernelgan.n_crop_positions=50",
+        "zssr.iters=10", "zssr.crop=24"]
+METHODS = ["bicubic", "kernelgan-zssr"]
+
+
+@pytest.fixture(scope="module")
+def two_gpu_nodes():
+    """Two Ray nodes with one CPU and one (advertised, not real) GPU each: every sweep of this module
+    runs one job per GPU, on CPU since no CUDA device is visible."""
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "num_gpus": 1})
+    cluster.add_node(num_cpus=1, num_gpus=1)
+    ray.init(address=cluster.address, logging_level="WARNING")
+    cluster.wait_for_nodes()
+    yield cluster
+    ray.shutdown()
+    cluster.shutdown()
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory) -> Path:
+    """Two 40x40 LR images with ground truth and true kernels (DIV2KRK layout)."""
+    hr = tmp_path_factory.mktemp("hr")
+    for name in ("baby", "bird"):
+        save_image(hr / f"{name}.png", load_image(ROOT / "benchmarks/data/classic" / f"{name}.png")[:80, :80])
+    return make_dataset(hr, tmp_path_factory.mktemp("sets") / "div2krk", scales=(2,))
+
+
+@pytest.fixture(scope="module")
+def first_sweep(two_gpu_nodes, dataset, tmp_path_factory):
+    """The sweep of 2 images x 2 methods, run once through the command line into a sqlite store."""
+    uri = f"sqlite:///{tmp_path_factory.mktemp('store') / 'mlflow.db'}"
+    argv = ["run", "--data", str(dataset), "--methods", ",".join(METHODS), "--scales", "2", "--preset", "quick",
+            "--tracking-uri", uri, "--experiment", "sweep"] + [a for s in TINY for a in ("--set", s)]
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        code = main(argv)
+    return uri, argv, code, out.getvalue()
+
+
+def _spec(data, uri, methods=METHODS, experiment="sweep", overrides=TINY, **extra) -> SweepSpec:
+    return SweepSpec(data=[str(data)], methods=list(methods), scales=[2], preset="quick", overrides=overrides,
+                     tracking_uri=uri, experiment=experiment, progress=False, **extra)
+
+
+def _runs(uri, experiment="sweep"):
+    return load_runs(uri, experiment)
+
+
+def _finished_once(runs) -> bool:
+    finished = runs[runs.status == "FINISHED"]
+    return not finished["tags.zssrgan.job_key"].duplicated().any()
+
+
+def _artifacts(uri, run_id) -> set[str]:
+    return {f.path for f in MlflowClient(uri).list_artifacts(run_id)}
+
+
+def test_a_sweep_logs_every_job_with_metrics_artifacts_and_one_job_per_gpu(first_sweep):
+    uri, _, code, out = first_sweep
+    assert code == 0
+    runs = _runs(uri)
+    assert len(runs) == 2 + 2 * 2 and set(runs.status) == {"FINISHED"}  # 2 estimates + 2 images x 2 methods
+    assert sorted(runs["tags.zssrgan.method"]) == ["bicubic"] * 2 + ["kernelgan"] * 2 + ["kernelgan-zssr"] * 2
+    methods = runs[runs["tags.zssrgan.method"] != "kernelgan"]
+    # a 20-iteration KernelGAN gives a poor kernel: only bicubic's PSNR has a known range here
+    assert methods["metrics.psnr_y"].between(10, 60).all() and methods["metrics.ssim_y"].notna().all()
+    assert methods[methods["tags.zssrgan.method"] == "bicubic"]["metrics.psnr_y"].between(20, 60).all()
+    assert runs[runs["tags.zssrgan.method"] != "bicubic"]["metrics.kernel_error"].notna().all()
+    assert runs["metrics.time_total"].notna().all() and runs["metrics.time_queue_wait"].notna().all()
+    for _, run in runs.iterrows():
+        expected = {"kernel.npy", "kernel.mat", "kernel.png"} if run["tags.zssrgan.method"] != "bicubic" else {"sr.png"}
+        assert expected <= _artifacts(uri, run.run_id)
+    # one job per GPU: both nodes worked, each job on the GPU Ray gave its actor (CPU fallback here)
+    assert runs["tags.zssrgan.host"].nunique() == 2
+    assert runs["tags.zssrgan.device"].str.contains("ray GPU 0, no CUDA device visible").all()
+    # the estimate reached its dependant through the object store, not computed again
+    client = MlflowClient(uri)
+    for image in ("baby", "bird"):
+        pair = runs[(runs["tags.zssrgan.image"] == image) & runs["tags.zssrgan.method"].isin(["kernelgan", "kernelgan-zssr"])]
+        kernels = [np.load(client.download_artifacts(r, "kernel.npy")) for r in pair.run_id]
+        np.testing.assert_array_equal(*kernels)
+        assert pair["metrics.time_kernelgan"].notna().sum() == 1  # trained once, in the estimate job
+    assert "kernelgan-zssr" in out and f"mlflow ui --backend-store-uri {uri}" in out
+
+
+def test_rerunning_creates_no_new_run_and_a_lost_dependant_reuses_a_recomputed_estimate(first_sweep, dataset):
+    uri, argv, _, _ = first_sweep
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert main(argv) == 0
+    runs = _runs(uri)
+    assert len(runs) == 6 and _finished_once(runs)
+    # one dependant's run goes missing (deleted): the rerun recomputes its estimate untracked, once
+    dependant = runs[(runs["tags.zssrgan.method"] == "kernelgan-zssr") & (runs["tags.zssrgan.image"] == "baby")]
+    old_kernel = np.load(MlflowClient(uri).download_artifacts(dependant.run_id.iloc[0], "kernel.npy"))
+    MlflowClient(uri).delete_run(dependant.run_id.iloc[0])
+    summary = run_sweep(_spec(dataset, uri))
+    assert summary["finished"] == 1 and summary["already_finished"] == 5 and summary["failed"] == 0
+    runs = _runs(uri)
+    assert len(runs) == 6 and set(runs.status) == {"FINISHED"} and _finished_once(runs)
+    redone = runs[(runs["tags.zssrgan.method"] == "kernelgan-zssr") & (runs["tags.zssrgan.image"] == "baby")]
+    np.testing.assert_array_equal(np.load(MlflowClient(uri).download_artifacts(redone.run_id.iloc[0], "kernel.npy")),
+                                  old_kernel)  # deterministic under its seed on CPU
+
+
+def test_a_corrupt_image_fails_alone_with_a_readable_reason(first_sweep, dataset, tmp_path):
+    uri, _, _, _ = first_sweep
+    data = tmp_path / "with_broken"
+    shutil.copytree(dataset, data)
+    (data / "lr_x2" / "im_broken.png").write_bytes(b"\x89PNG\r\n\x1a\n this is not an image")
+    shutil.copy(data / "gt" / "img_baby_gt.png", data / "gt" / "img_broken_gt.png")
+    shutil.copy(data / "gt_k_x2" / "kernel_baby.mat", data / "gt_k_x2" / "kernel_broken.mat")
+    summary = run_sweep(_spec(data, uri))  # the good images' jobs are already FINISHED in this store
+    assert summary["already_finished"] == 6 and summary["failed"] == 3 and summary["finished"] == 0
+    runs = _runs(uri)
+    broken = runs[runs["tags.zssrgan.image"] == "broken"].set_index("tags.zssrgan.method")
+    assert set(broken.status) == {"FAILED"} and len(broken) == 3
+    assert "im_broken.png" in broken.loc["bicubic", "tags.zssrgan.error"]
+    assert "im_broken.png" in broken.loc["kernelgan", "tags.zssrgan.error"]
+    assert "KernelGAN estimate" in broken.loc["kernelgan-zssr", "tags.zssrgan.error"]
+    assert "traceback.txt" in _artifacts(uri, broken.loc["bicubic", "run_id"])
+    assert set(runs[runs["tags.zssrgan.image"] != "broken"].status) == {"FINISHED"}
+
+
+def _worker_names() -> set[str]:
+    return {n["name"] if isinstance(n, dict) else n for n in ray.util.list_named_actors()}
+
+
+def _when_running(uri, experiment, action, timeout=120.0) -> threading.Thread:
+    """Call ``action()`` once a job run of ``experiment`` is RUNNING (polled in a thread)."""
+    def poll():
+        client = MlflowClient(uri)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            experiment_obj = client.get_experiment_by_name(experiment)
+            if experiment_obj and client.search_runs([experiment_obj.experiment_id],
+                                                     "attributes.status = 'RUNNING' and tags.`zssrgan.method` = 'zssr'"):
+                time.sleep(1.0)
+                action()
+                return
+            time.sleep(0.2)
+    thread = threading.Thread(target=poll, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_a_killed_worker_is_replaced_and_its_job_retried_in_the_same_run(two_gpu_nodes, dataset, tmp_path):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    spec = _spec(dataset, uri, methods=["zssr"], experiment="kill", seeds=[0, 1],
+                 overrides=TINY + ["zssr.iters=100"])
+    prefix = f"zssrgan-worker-{expand(spec).sweep_id}-"  # this sweep's actors
+
+    def kill_a_worker():
+        ray.kill(ray.get_actor(next(n for n in _worker_names() if n.startswith(prefix))))
+
+    killer = _when_running(uri, "kill", kill_a_worker)
+    summary = run_sweep(spec)
+    killer.join(1)
+    assert summary["retries"] >= 1 and summary["failed"] == 0
+    runs = _runs(uri, "kill")
+    assert len(runs) == 4 and set(runs.status) == {"FINISHED"}  # the retried job reused its run
+
+
+def test_ctrl_c_marks_running_jobs_killed_and_the_next_run_finishes_the_rest(two_gpu_nodes, dataset, tmp_path):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    spec = _spec(dataset, uri, methods=["zssr"], experiment="ctrlc", seeds=[0, 1],
+                 overrides=TINY + ["zssr.iters=100"])
+    _when_running(uri, "ctrlc", _thread.interrupt_main)
+    summary = run_sweep(spec)
+    assert summary["status"] == "KILLED" and summary["killed"] >= 1
+    runs = _runs(uri, "ctrlc")
+    assert "RUNNING" not in set(runs.status) and (runs.status == "KILLED").sum() == summary["killed"]
+    again = run_sweep(spec)
+    assert again["status"] == "FINISHED" and again["finished"] + again["already_finished"] == 4
+    runs = _runs(uri, "ctrlc")
+    assert (runs.status == "FINISHED").sum() == 4 and _finished_once(runs)
+
+
+def test_an_unreachable_tracking_server_is_reported_in_seconds_before_any_training(two_gpu_nodes, dataset, capfd):
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # closed once the block ends
+    workers_before = _worker_names()
+    start = time.monotonic()
+    code = main(["run", "--data", str(dataset), "--methods", "bicubic", "--tracking-uri", f"http://127.0.0.1:{port}"])
+    assert code == 2 and time.monotonic() - start < 15
+    assert f"cannot reach the MLflow tracking server at http://127.0.0.1:{port}" in capfd.readouterr().err
+    with pytest.raises(TrackingUnavailable):
+        run_sweep(_spec(dataset, f"http://127.0.0.1:{port}"))
+    assert _worker_names() <= workers_before  # no worker was started
+
+
+def test_the_same_sweep_against_a_real_mlflow_server(two_gpu_nodes, dataset, mlflow_server):
+    summary = run_sweep(_spec(dataset, mlflow_server, experiment="server"))
+    assert summary["finished"] == 6 and summary["failed"] == 0
+    runs = load_runs(mlflow_server, "server")
+    assert len(runs) == 6 and set(runs.status) == {"FINISHED"}
+    bicubic = runs[runs["tags.zssrgan.method"] == "bicubic"].run_id.iloc[0]
+    assert "sr.png" in _artifacts(mlflow_server, bicubic)
+
+
+def test_dry_run_prints_the_job_table_without_tracking(dataset, capsys):
+    assert main(["run", "--data", str(dataset), "--methods", "bicubic,kernelgan-zssr", "--dry-run",
+                 "--grid", "zssrgan.disc_ratio=0.1,0.5", "--tracking-uri", "http://127.0.0.1:9"]) == 0
+    out = capsys.readouterr().out
+    assert "10 jobs" in out  # 2 estimates (shared by both ratios) + 2 images x 2 methods x 2 ratios
+    assert "zssrgan.disc_ratio=0.1" in out

@@ -1,0 +1,88 @@
+"""``zssrgan run``: benchmark methods on images at scale with Ray, recording every job in MLflow."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ..config import ConfigError, parse_assignment
+from .common import add_config_arguments
+
+help = "run a benchmark sweep (images x methods x scales x seeds x config grid) on Ray, tracked in MLflow"
+
+
+def _csv(kind):
+    def parse(text: str) -> list:
+        try:
+            return [kind(t.strip()) for t in text.split(",") if t.strip()]
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected comma-separated {kind.__name__} values, got {text!r}")
+    return parse
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.epilog = ("Jobs whose key (image content, method, scale, seed, config) already has a FINISHED run "
+                     "are skipped, so running the same command again resumes a sweep. Exit status: 0 when "
+                     "every job finished, 1 when some failed, 130 after Ctrl-C.")
+    parser.add_argument("--data", action="append", required=True, metavar="PATH",
+                        help="folder of LR images, DIV2KRK-layout folder or one image (repeatable)")
+    parser.add_argument("--methods", type=_csv(str), required=True, metavar="M1,M2",
+                        help="methods to compare (see `zssrgan methods`; `kernelgan` alone records the estimates)")
+    parser.add_argument("--scales", type=_csv(int), default=[2], metavar="2,4", help="scale factors (default 2)")
+    parser.add_argument("--seeds", type=_csv(int), default=None, metavar="0,1", help="random seeds (default 0)")
+    add_config_arguments(parser)
+    parser.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2",
+                        help="ablation sweep over a config key, e.g. --grid zssrgan.disc_ratio=0.1,0.3,0.5 "
+                             "(repeatable: the cartesian product is run)")
+    parser.add_argument("--experiment", default="zssrgan", help="MLflow experiment (default zssrgan)")
+    parser.add_argument("--tracking-uri", default="sqlite:///mlflow.db",
+                        help="MLflow tracking URI (default sqlite:///mlflow.db, artifacts beside it)")
+    parser.add_argument("--address", default=None,
+                        help="Ray cluster to join: auto or ray://host:port (default: start a local Ray)")
+    parser.add_argument("--gpus-per-job", type=float, default=1.0, metavar="F",
+                        help="GPUs per job (default 1; 0.25 packs four jobs on a GPU; ignored without GPUs)")
+    parser.add_argument("--cpus-per-job", type=float, default=1.0, metavar="N",
+                        help="CPUs per job, also its torch/OpenMP thread count (default 1)")
+    parser.add_argument("--workers", type=int, default=None, metavar="N",
+                        help="at most N workers (default: as many as the cluster's resources allow)")
+    parser.add_argument("--max-retries", type=int, default=2, metavar="N",
+                        help="retries of a job whose worker died (default 2)")
+    parser.add_argument("--dry-run", action="store_true", help="print the job table and exit")
+
+
+def _grid(assignments: list[str]) -> dict[str, list[str]]:
+    grid = {}
+    for text in assignments:
+        key, values = parse_assignment(text)
+        if key in grid:
+            raise ConfigError(f"--grid {key} given twice; list all its values once: {key}=v1,v2")
+        grid[key] = [v.strip() for v in values.split(",") if v.strip()]
+    return grid
+
+
+def spec_from_args(args: argparse.Namespace):
+    from cluster.jobs import SweepSpec
+
+    if args.seed is not None and args.seeds is not None:
+        raise ConfigError("give either --seed or --seeds, not both")
+    overrides = list(args.overrides) + ([f"device={args.device}"] if args.device else [])
+    return SweepSpec(data=args.data, methods=args.methods, scales=args.scales,
+                     seeds=args.seeds or [args.seed or 0], preset=args.preset, overrides=overrides,
+                     grid=_grid(args.grid), real=args.real, experiment=args.experiment,
+                     tracking_uri=args.tracking_uri, address=args.address, gpus_per_job=args.gpus_per_job,
+                     cpus_per_job=args.cpus_per_job, max_retries=args.max_retries, workers=args.workers)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Exit code 0 when every job finished, 1 when some failed, 130 after Ctrl-C."""
+    from cluster.driver import format_jobs, format_summary, run_sweep
+    from cluster.jobs import expand
+
+    spec = spec_from_args(args)
+    if args.dry_run:
+        print(format_jobs(expand(spec)))
+        return 0
+    summary = run_sweep(spec, stream=sys.stderr)
+    print(format_summary(summary))
+    if summary["status"] == "KILLED":
+        return 130
+    return 1 if summary["failed"] else 0
