@@ -1,0 +1,137 @@
+"""The comparison report, built from real sweeps (real Ray, real MLflow sqlite store, tiny budgets)."""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import ray
+from mlflow import MlflowClient
+from PIL import Image
+
+from cluster.tracking import load_runs
+from zssrgan.cli import main
+from zssrgan.cli.demo_cmd import write_photos
+from zssrgan.cli.report_cmd import mlflow_access
+from zssrgan.datasets import make_dataset
+from zssrgan.report import build_report
+
+METHODS = ["bicubic", "zssr", "kernelgan-zssr"]
+# tiny budgets: 32 px LR inputs, so KernelGAN crops 32 px without shaving
+TINY = ["--preset", "quick", "--set", "zssr.iters=10", "--set", "zssr.crop=24", "--set", "kernelgan.iters=20",
+        "--set", "kernelgan.n_crop_positions=20", "--set", "kernelgan.input_crop=32", "--set", "kernelgan.shave=0"]
+IMAGES = ["astronaut", "chelsea"]
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    """Two sweeps on two 64 px photos in one sqlite store: experiment ``plain`` (bicubic, ZSSR,
+    KernelGAN+ZSSR) and ``grid`` (bicubic and ZSSR over ``zssr.iters=5,10``)."""
+    root = tmp_path_factory.mktemp("report")
+    data = make_dataset(write_photos(root / "photos", 2, 64), root / "data", scales=(2,))
+    uri = f"sqlite:///{root / 'mlflow.db'}"
+    ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level="WARNING")  # one Ray, two sweeps
+    try:
+        common = ["run", "--data", str(data), "--tracking-uri", uri, *TINY]
+        assert main([*common, "--methods", ",".join(METHODS), "--experiment", "plain"]) == 0
+        assert main([*common, "--methods", "bicubic,zssr", "--experiment", "grid", "--grid", "zssr.iters=5,10"]) == 0
+    finally:
+        ray.shutdown()
+    return uri
+
+
+def _png_ok(path: Path) -> None:
+    assert path.is_file() and path.stat().st_size > 1000, path
+    with Image.open(path) as image:
+        assert image.format == "PNG" and min(image.size) > 50
+
+
+def _links(index: Path) -> set[str]:
+    return set(re.findall(r'(?:href|src)="([^"#]+)"', index.read_text(encoding="utf-8")))
+
+
+def test_report_of_a_real_sweep(store, tmp_path, capsys):
+    out = tmp_path / "report"
+    assert main(["report", "--experiment", "plain", "--tracking-uri", store, "--out", str(out)]) == 0
+    index = out / "index.html"
+    assert str(index.resolve()) in capsys.readouterr().out
+
+    methods = pd.read_csv(out / "tables" / "methods.csv")
+    assert list(methods["method"]) == [*METHODS, "kernelgan"]  # the table's order, estimate last
+    assert (methods["n"] == 2).all()
+    learned = methods.set_index("method").loc[METHODS]
+    assert learned["psnr_y_mean"].between(10, 60).all() and learned["psnr_y_std"].notna().all()
+    assert methods.set_index("method").loc["kernelgan-zssr", "kernel_error_mean"] > 0
+    per_image = pd.read_csv(out / "tables" / "per_image.csv")
+    assert len(per_image) == 2 * 4 and set(per_image["image"]) == set(IMAGES)
+    markdown = (out / "tables" / "methods.md").read_text()
+    assert "PSNR-Y (dB)" in markdown and " ± " in markdown
+    for method in METHODS:
+        assert f"| {method} | 2 | 2 |" in markdown
+    assert not (out / "tables" / "ablation.csv").exists()
+
+    figures = out / "figures"
+    expected = [f"{kind}_{image}_x2.png" for kind in ("kernels", "crops") for image in IMAGES]
+    expected += ["psnr_vs_time.png", "psnr_vs_sharpness.png"]
+    for name in expected:
+        _png_ok(figures / name)
+    links = _links(index)
+    for name in expected:
+        assert f"figures/{name}" in links
+    for table in ("methods", "per_image"):
+        for fmt in ("csv", "md", "html"):
+            assert f"tables/{table}.{fmt}" in links and (out / "tables" / f"{table}.{fmt}").stat().st_size > 0
+    for link in links:  # offline: relative links only, all inside the report
+        assert "://" not in link and (out / link).resolve().is_relative_to(out.resolve()), link
+    page = index.read_text(encoding="utf-8")
+    assert "no ZSSRGAN run logged loss curves" in page  # no ZSSRGAN method in this sweep: a note
+
+    client = MlflowClient(tracking_uri=store)
+    experiment = client.get_experiment_by_name("plain").experiment_id
+    parent = client.search_runs([experiment], "tags.`zssrgan.kind` = 'sweep'")[0].info.run_id
+    attached = {a.path for a in client.list_artifacts(parent, "report")}
+    assert {"report/index.html", "report/figures", "report/tables"} <= attached
+
+
+def test_grid_sweep_gives_the_ablation_table_and_figure(store, tmp_path):
+    out = tmp_path / "report"
+    assert main(["report", "--experiment", "grid", "--tracking-uri", store, "--out", str(out), "--no-attach"]) == 0
+    ablation = pd.read_csv(out / "tables" / "ablation.csv")
+    assert set(ablation["grid"]) == {"zssr.iters=5", "zssr.iters=10"}
+    assert set(ablation["method"]) == {"bicubic", "zssr"} and (ablation["n"] == 2).all()
+    _png_ok(out / "figures" / "ablation_zssr.iters.png")
+    assert "figures/ablation_zssr.iters.png" in _links(out / "index.html")
+    assert "grid points pooled" in (out / "tables" / "methods.md").read_text()
+
+
+def test_real_photos_and_hostile_names(store, tmp_path):
+    """No ground truth (no PSNR): the PSNR figures are skipped with a note; image names from runs
+    never lead files outside the report folder."""
+    runs = load_runs(store, "plain")
+    runs = runs.drop(columns=[c for c in runs.columns if re.match(r"metrics\.(psnr|ssim)", c)])
+    runs["params.gt_path"] = None
+    runs["tags.zssrgan.image"] = runs["tags.zssrgan.image"].map({"astronaut": "../../escape me", "chelsea": "/etc/x"})
+
+    out = tmp_path / "report"
+    page = build_report(runs, out, *mlflow_access(store, tmp_path / "cache")).read_text(encoding="utf-8")
+    assert "PSNR-Y" not in (out / "tables" / "methods.md").read_text()
+    assert "no run logged both time_total and psnr_y" in page and "no run logged both sharpness and psnr_y" in page
+    pictures = sorted(p.name for p in (out / "figures").iterdir())
+    assert pictures == ["crops_escape_me_x2.png", "crops_etc_x_x2.png", "kernels_escape_me_x2.png",
+                        "kernels_etc_x_x2.png"]
+    written = [p.resolve() for p in tmp_path.rglob("*") if p.is_file() and "cache" not in p.parts]
+    assert all(p.is_relative_to(out.resolve()) for p in written)
+
+
+def test_clear_errors(store, tmp_path, capsys):
+    assert main(["report", "--experiment", "nope", "--tracking-uri", store, "--out", str(tmp_path / "r")]) == 2
+    assert "no MLflow experiment named 'nope'" in capsys.readouterr().err
+    assert main(["report", "--experiment", "plain", "--tracking-uri", store, "--sweep", "abc",
+                 "--out", str(tmp_path / "r")]) == 2
+    assert "no runs of sweep 'abc'" in capsys.readouterr().err
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "thesis.tex").write_text("precious")
+    assert main(["report", "--experiment", "plain", "--tracking-uri", store, "--out", str(tmp_path / "mine")]) == 2
+    assert "already holds other files (thesis.tex)" in capsys.readouterr().err
+    assert (tmp_path / "mine" / "thesis.tex").read_text() == "precious"

@@ -1,0 +1,80 @@
+"""The comparison report: MLflow runs as a pandas DataFrame in; tables, figures and ``index.html`` out.
+
+The report never talks to MLflow itself: the caller (``zssrgan report``) hands it the runs and two
+small functions that fetch a run's artifact and a metric's history, so this package stays testable
+and free of the tracking layer.
+"""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Optional
+
+import pandas as pd
+
+from .figures import (ArtifactFn, HistoryFn, ablation_figures, crop_figures, kernel_figures, loss_figures,
+                      tradeoff_figures)
+from .html import write_index
+from .tables import METRICS, Table, comparison_tables, prepare, write_table
+
+__all__ = ["build_report", "own_folder", "ArtifactFn", "HistoryFn", "METRICS"]
+
+def own_folder(out: Path, own: tuple[str, ...], replace: tuple[str, ...] = ()) -> Path:
+    """``out``, created when missing; it must be empty or hold only the ``own`` entries of an
+    earlier run (so nothing of the user's is overwritten, attached to MLflow or deleted), and its
+    ``replace`` entries are removed to be written afresh."""
+    if out.exists():
+        if not out.is_dir():
+            raise ValueError(f"output {out} exists and is not a folder")
+        other = sorted(p.name for p in out.iterdir() if p.name not in own)
+        if other:
+            raise ValueError(f"output folder {out} already holds other files ({', '.join(other[:5])}); "
+                             f"choose a new or empty folder")
+        for name in replace:
+            if (out / name).is_dir():
+                shutil.rmtree(out / name)
+            elif (out / name).exists():
+                (out / name).unlink()
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def build_report(runs: pd.DataFrame, out: str | Path, artifact: Optional[ArtifactFn] = None,
+                 history: Optional[HistoryFn] = None, title: str = "zssrgan comparison",
+                 context: Optional[dict] = None) -> Path:
+    """Write the report for ``runs`` (``mlflow.search_runs`` child runs) into ``out`` and return
+    ``out/index.html``. ``artifact(run_id, name)`` gives a local copy of a run's artifact (``sr.png``,
+    ``kernel.npy``, ``true_kernel.npy``) or None; ``history(run_id, key)`` gives a DataFrame with
+    columns ``step`` and ``value``; without them the picture and loss figures are skipped with a
+    note. ``out`` must be new, empty or an earlier report's folder."""
+    out = own_folder(Path(out).expanduser(), ("index.html", "tables", "figures"),
+                     replace=("tables", "figures"))
+    frame = prepare(runs)
+    tables: list[tuple[Table, dict[str, Path]]] = [(t, write_table(t, out / "tables"))
+                                                   for t in comparison_tables(frame)]
+    sections = [
+        ("Kernels", "Estimated (or used) kernels beside the true kernel, centred, on one pixel scale.",
+         kernel_figures(frame, out, artifact)),
+        ("Zoomed crops", "The same region for every method; the red box marks it on the full frame.",
+         crop_figures(frame, out, artifact)),
+        ("ZSSRGAN losses", "Reconstruction (L1) and adversarial losses of ZSSRGAN's SR network.",
+         loss_figures(frame, out, history)),
+        ("Trade-offs", "Each dot is one run; diamonds are method means. Time is the method's own job: "
+         "methods that reuse KernelGAN's shared estimate also need the kernelgan row's time once per image.",
+         tradeoff_figures(frame, out)),
+    ]
+    ablation = ablation_figures(frame, out)
+    if ablation:
+        sections.append(("Ablation", "The grid's ablated values against the main metric.", ablation))
+    failed = frame[frame["failed"]]
+    failures = [(f"{r.method} on {r.image} x{r.scale} (run {r.run_id})", (r.error or "failed").splitlines()[0])
+                for r in failed.itertuples()]
+    done = frame[~frame["failed"]]
+    summary = {
+        "runs": f"{len(done)} finished, {len(failed)} failed",
+        "methods": ", ".join(done["method"].unique()),
+        "images": len(done["image"].unique()),
+        "scales": ", ".join(f"x{s}" for s in sorted(done["scale"].unique())),
+        "seeds": len(done["seed"].unique()),
+    }
+    return write_index(out, title, {**(context or {}), **summary}, tables, sections, failures)
