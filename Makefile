@@ -7,6 +7,7 @@ PYTHON      ?= python3
 TORCH_SPEC  ?= torch==2.13.0
 TORCH_INDEX ?=
 PYTEST_ARGS ?=
+DEMO_ARGS   ?=
 
 ifdef VIRTUAL_ENV
 VENV := $(VIRTUAL_ENV)
@@ -37,6 +38,9 @@ install: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+demo: $(STAMP)
+	$(VENV)/bin/zssrgan demo --out zssrgan-demo $(DEMO_ARGS)
 
 clean:
 	rm -rf .venv build *.egg-info .pytest_cache

@@ -13,11 +13,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import shlex
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
@@ -38,18 +35,10 @@ OWN = ("src", "data", "mlflow.db", "mlartifacts", "report")  # what a benchmark 
 
 
 def hardware() -> str:
-    """The GPU's name when CUDA is present, else the CPU model (lscpu, then platform) and core count."""
-    import torch
+    """The GPU's name when CUDA is present, else the CPU model and core count."""
+    from zssrgan.device import device_name, resolve_device
 
-    if torch.cuda.is_available():
-        return f"{torch.cuda.get_device_name(0)} (CUDA {torch.version.cuda})"
-    model = ""
-    try:
-        lines = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=10).stdout.splitlines()
-        model = next((line.split(":", 1)[1].strip() for line in lines if line.startswith("Model name")), "")
-    except (OSError, subprocess.SubprocessError):
-        pass
-    return f"{model or platform.processor() or platform.machine()} ({os.cpu_count()} CPU cores visible)"
+    return device_name(resolve_device("auto"))
 
 
 def add_dataset_arguments(parser: argparse.ArgumentParser, images: int | None, folder: str) -> None:

@@ -13,9 +13,7 @@ of 20,000 jobs, which hold paths, not pixels.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
-import platform
 import tempfile
 import time
 import tracemalloc
@@ -27,18 +25,11 @@ import ray
 from cluster.driver import run_sweep
 from cluster.jobs import SweepSpec, expand
 from cluster.tracking import load_runs
+from zssrgan.device import cpu_model
 from zssrgan.io import save_image
 
 OUT = Path(__file__).resolve().parent / "out"
 TINY_ZSSR = ["zssr.iters=50", "zssr.crop=24"]
-
-
-def cpu_model() -> str:
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or platform.machine()
 
 
 def make_images(folder: Path, count: int, size: int) -> Path:

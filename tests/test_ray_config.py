@@ -43,7 +43,7 @@ def test_gpu_workers_autoscale_and_the_head_takes_no_jobs(config):
 def test_nodes_install_the_project_and_start_ray(config):
     mounted = {remote: local for remote, local in config["file_mounts"].items()}
     assert mounted == {"/home/ray/zssrgan": "."}
-    assert any(f"pip install --quiet -e /home/ray/zssrgan" in c for c in config["setup_commands"])
+    assert any("pip install --quiet -e /home/ray/zssrgan" in c for c in config["setup_commands"])
     assert any("ray start --head" in c for c in config["head_start_ray_commands"])
     assert any("ray start --address=$RAY_HEAD_IP:6379" in c for c in config["worker_start_ray_commands"])
 

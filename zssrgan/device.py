@@ -37,8 +37,20 @@ def set_threads(n: int) -> None:
 
 
 def device_name(device: torch.device) -> str:
+    """The GPU's name, or the CPU model with its core count: every timing names its hardware."""
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
+    return f"{cpu_model()} ({os.cpu_count()} cores)"
+
+
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as info:
+            for line in info:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
     import platform
 
     return platform.processor() or platform.machine()
