@@ -1,4 +1,4 @@
-"""Shared fixtures: a real MLflow tracking server on 127.0.0.1 and a throwaway sqlite store."""
+"""Shared fixtures: one torch thread, a real MLflow tracking server on 127.0.0.1, a throwaway sqlite store."""
 from __future__ import annotations
 
 import os
@@ -13,7 +13,16 @@ from pathlib import Path
 
 import pytest
 
+from zssrgan.device import set_threads
+
 SERVER_START_TIMEOUT_S = 120  # mlflow imports slowly and creates its tables on a busy 2-core CI box
+
+
+@pytest.fixture(scope="session", autouse=True)
+def one_torch_thread():
+    """Tests train tiny networks on a shared 2-core machine, where two spinning threads per process
+    run them many times slower than one; one thread is also bit-reproducible on CPU."""
+    set_threads(1)
 
 
 def _free_port() -> int:

@@ -8,7 +8,6 @@ import pytest
 
 from zssrgan.config import apply_overrides, preset
 from zssrgan.datasets import discover, make_dataset
-from zssrgan.device import set_threads
 from zssrgan.evaluate import evaluate_kernelgan, evaluate_method
 from zssrgan.io import load_image, save_image
 from zssrgan.methods import METHODS
@@ -18,9 +17,6 @@ TINY = ["kernelgan.iters=20", "kernelgan.input_crop=32", "kernelgan.shave=0", "k
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    set_threads(1)  # the test machine's cores are shared; oversubscription slows training many-fold
 
 
 @pytest.fixture(scope="module")

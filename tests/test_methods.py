@@ -5,7 +5,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from zssrgan.cli import main
 from zssrgan.config import apply_overrides, preset
@@ -22,14 +21,6 @@ TINY = ["kernelgan.iters=20", "kernelgan.n_crop_positions=20", "kernelgan.input_
 COMPUTES_ESTIMATE = {"kernelgan-zssr", "zssrgan-fixed", "zssrgan-serial", "zssrgan-e2e"}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One torch thread: on a busy 2-core box, two spinning threads per process run these tiny
-    networks ~20x slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

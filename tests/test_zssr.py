@@ -22,13 +22,6 @@ CLASSIC = Path(__file__).resolve().parents[1] / "benchmarks" / "data" / "classic
 KERNEL = anisotropic_gaussian(11, 3.0, 0.8, 0.6)  # elongated and rotated: misplacing it shows
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One torch thread: on a shared 2-core machine more threads spin against each other."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def ground_truth(name: str = "baby.png", size: int = 96) -> np.ndarray:

@@ -68,14 +68,6 @@ TINY = ["kernelgan.iters=20", "kernelgan.n_crop_positions=20", "kernelgan.input_
         "zssr.channels=16", "zssr.test_every=2", "device=cpu"]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One torch thread: on a busy 2-core box, two spinning threads per process run these tiny
-    networks ~20x slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
