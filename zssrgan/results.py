@@ -34,3 +34,22 @@ class MethodResult:
     history: dict[str, list[dict[str, float]]] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
     estimate: Optional[KernelEstimate] = None
+
+
+@dataclass
+class Evaluation:
+    """One finished job, ready for tracking: what a worker sends back to the driver.
+
+    ``metrics`` uses the names of the MLflow schema (ARCHITECTURE.md); ``sr`` is None for
+    KernelGAN estimate jobs, whose ``estimate`` travels on to the methods that reuse it.
+    """
+
+    metrics: dict[str, float]
+    timings: dict[str, float]
+    history: dict[str, list[dict[str, float]]]
+    sr: Optional[np.ndarray] = None
+    kernel: Optional[np.ndarray] = None
+    true_kernel: Optional[np.ndarray] = None
+    estimate: Optional[KernelEstimate] = None
+    device: str = ""
+    host: str = ""

@@ -1,0 +1,170 @@
+"""KernelGAN: the fast generator path is exact, the schedules follow the published ones, runs are
+seeded, a short run finds the orientation of an anisotropic blur, bad input is refused clearly."""
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from zssrgan.archs.kernelgan_arch import (Discriminator, Generator, composed_kernel, composed_kernel_by_delta,
+                                          generate)
+from zssrgan.config import KernelGANConfig, preset, set_value
+from zssrgan.kernels import anisotropic_gaussian, isotropic_gaussian
+from zssrgan.losses import BICUBIC_X2, bicubic_downscale
+from zssrgan.metrics import kernel_error
+from zssrgan.resize import imresize
+from zssrgan.train.crops import sample_crops
+from zssrgan.train.kernelgan import KernelGANTrainer, estimate_kernel
+
+CPU = torch.device("cpu")
+
+
+def _trainer(image=None, iters=40, **overrides):
+    cfg = KernelGANConfig(iters=iters, n_crop_positions=50, **overrides)
+    image = np.random.default_rng(1).random((96, 96, 3)).astype(np.float32) if image is None else image
+    return KernelGANTrainer(image, cfg, device=CPU, rng=np.random.default_rng(0))
+
+
+def test_fast_generator_equals_the_deep_linear_network_in_outputs_and_gradients():
+    torch.manual_seed(0)
+    g = Generator().double()
+    x = torch.randn(3, 1, 40, 40, dtype=torch.double)
+    kernel = composed_kernel(g)
+    assert kernel.shape == (13, 13)
+    torch.testing.assert_close(kernel, composed_kernel_by_delta(g), rtol=1e-10, atol=1e-20)
+    literal, fast = g(x), generate(x, kernel)
+    torch.testing.assert_close(fast, literal, rtol=1e-9, atol=1e-18)
+    weight = torch.randn_like(literal)
+    grads_literal = torch.autograd.grad((literal * weight).sum(), list(g.parameters()))
+    grads_fast = torch.autograd.grad((generate(x, composed_kernel(g)) * weight).sum(), list(g.parameters()))
+    for layer, (a, b) in enumerate(zip(grads_literal, grads_fast)):
+        torch.testing.assert_close(b, a, rtol=1e-9, atol=1e-12 * a.abs().max().item(), msg=f"layer {layer}")
+
+
+def test_network_shapes():
+    assert Generator()(torch.zeros(3, 1, 64, 64)).shape == (3, 1, 26, 26)
+    assert Discriminator()(torch.zeros(1, 3, 26, 26)).shape == (1, 1, 20, 20)
+
+
+def test_bicubic_targets_equal_the_published_per_crop_computation():
+    trainer = _trainer()
+    kernel = torch.tensor(BICUBIC_X2, dtype=torch.float32)
+    for i in range(5):
+        crop, target = trainer.g_input(i)
+        per_crop = bicubic_downscale(F.pad(crop, (3, 3, 3, 3)), kernel)[:, :, 3:-3, 3:-3]  # pad, conv, shave
+        torch.testing.assert_close(target, per_crop)
+
+
+def test_lambda_schedule_after_three_steps_under_threshold():
+    trainer = _trainer(iters=3000)  # lambda updates every 200 steps
+    for i, loss in enumerate([1.0, 0.1, 0.1, 0.5, 0.1, 0.1, 0.1]):
+        trainer._last_bicubic = torch.tensor(loss)
+        trainer.update_schedule(i)
+    assert trainer.similar_to_bicubic  # steps 4, 5, 6 under the threshold (0.2) after the reset at 3
+    expected = {200: (0.05, 0.0, 0.0), 400: (5e-4, 1.0, 5.0), 600: (5e-6, 1.0, 5.0), 800: (5e-6, 1.0, 5.0)}
+    for i in range(7, 801):
+        trainer.update_schedule(i)
+        if i in expected:
+            got = (trainer.lambdas["bicubic"], trainer.lambdas["centralized"], trainer.lambdas["sparse"])
+            assert got == pytest.approx(expected[i]), i
+
+
+def test_lambda_schedule_waits_for_consecutive_steps():
+    trainer = _trainer(iters=3000)
+    for i, loss in enumerate([0.1, 0.1, 0.1, 0.5, 0.1, 0.1]):  # step 0 is skipped, as published
+        trainer._last_bicubic = torch.tensor(loss)
+        trainer.update_schedule(i)
+    assert not trainer.similar_to_bicubic
+
+
+def test_lr_milestones_are_fractions_of_the_budget():
+    trainer = _trainer(iters=40)
+    lrs = []
+    for i in range(40):
+        trainer._last_bicubic = torch.tensor(1.0)
+        trainer.update_schedule(i)
+        lrs.append((trainer.opt_g.param_groups[0]["lr"], trainer.opt_d.param_groups[0]["lr"]))
+    assert lrs[9] == pytest.approx((2e-4, 2e-4))
+    assert lrs[10] == pytest.approx((2e-5, 2e-5))
+    assert lrs[20] == pytest.approx((2e-6, 2e-6))
+    assert lrs[39] == pytest.approx((2e-7, 2e-7))
+
+
+def test_seeded_runs_are_identical_and_report_every_step():
+    runs = []
+    for seed in (0, 0, 1):
+        cfg = set_value(set_value(preset("quick"), "kernelgan.iters", 12), "seed", seed)
+        cfg = set_value(set_value(cfg, "kernelgan.n_crop_positions", 12), "device", "cpu")
+        seen = []
+        image = np.random.default_rng(2).random((90, 90, 3)).astype(np.float32)
+        runs.append(estimate_kernel(image, 4, cfg, callback=lambda phase, i, values: seen.append((phase, i, values))))
+    np.testing.assert_array_equal(runs[0].raw_kernel, runs[1].raw_kernel)
+    assert not np.array_equal(runs[0].raw_kernel, runs[2].raw_kernel)
+    assert [s[:2] for s in seen] == [("kernelgan", i) for i in range(12)]
+    assert {"loss_g", "loss_d", "loss_bicubic", "lr_g", "lambda_bicubic", "lambda_sparse"} <= set(seen[0][2])
+    estimate = runs[0]
+    assert estimate.kernels[2].shape[0] >= 17 and estimate.kernels[2].sum() == pytest.approx(1, abs=1e-2)
+    assert estimate.kernels[4].shape[0] % 2 == 1 and estimate.kernels[4].sum() == pytest.approx(1, abs=1e-2)
+    assert estimate.raw_kernel.shape == (13, 13)
+    assert any(name.endswith("parametrizations.weight.original") for name in estimate.discriminator_state)
+    assert len(estimate.history["kernelgan"]) == 12 and estimate.timings["kernelgan"] > 0
+
+
+def _principal_angle(kernel):
+    k = np.clip(kernel, 0, None) / np.clip(kernel, 0, None).sum()
+    rows, cols = np.indices(k.shape)
+    dr, dc = rows - (k * rows).sum(), cols - (k * cols).sum()
+    cov = np.array([[(k * dr * dr).sum(), (k * dr * dc).sum()], [(k * dr * dc).sum(), (k * dc * dc).sum()]])
+    vector = np.linalg.eigh(cov)[1][:, -1]
+    return np.degrees(np.arctan2(vector[0], vector[1])) % 180
+
+
+def test_quick_run_recovers_an_anisotropic_kernel():
+    hr = np.asarray(Image.open("benchmarks/data/classic/butterfly.png").convert("RGB"), np.float64)[:200, :200] / 255
+    truth = anisotropic_gaussian(11, 5.0, 0.6, np.radians(120))
+    lr = np.clip(imresize(hr, scale=0.5, kernel=truth), 0, 1).astype(np.float32)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # bit-reproducible: a short GAN run is sensitive to summation order
+    try:
+        estimate = estimate_kernel(lr, 2, set_value(preset("quick"), "device", "cpu"))
+    finally:
+        torch.set_num_threads(threads)
+    difference = abs(_principal_angle(estimate.kernels[2]) - _principal_angle(truth)) % 180
+    assert min(difference, 180 - difference) < 20
+    assert kernel_error(estimate.kernels[2], truth) < kernel_error(isotropic_gaussian(13, 1.5), truth)
+
+
+def test_bad_input_is_refused_with_the_reason():
+    cfg = preset("quick")
+    with pytest.raises(ValueError, match=r"at least 84x84"):
+        estimate_kernel(np.zeros((80, 120, 3), np.float32), 2, cfg)
+    with pytest.raises(ValueError, match=r"at least 64x64"):
+        estimate_kernel(np.zeros((60, 120, 3), np.float32), 2, set_value(cfg, "real", True))
+    with pytest.raises(ValueError, match="HxWx3"):
+        estimate_kernel(np.zeros((100, 100), np.float32), 2, cfg)
+    with pytest.raises(ValueError, match="scale must be 2 or 4"):
+        estimate_kernel(np.zeros((100, 100, 3), np.float32), 3, cfg)
+    with pytest.raises(ValueError, match="kernelgan.iters must be at least 1"):
+        estimate_kernel(np.zeros((100, 100, 3), np.float32), 2, set_value(cfg, "kernelgan.iters", 0))
+
+
+def test_crops_are_drawn_where_the_edges_are():
+    image = np.zeros((120, 120, 3), np.float32)
+    image[:, 80:] = 1.0  # one vertical edge at column 80
+    corners = sample_crops(image, 26, 500, np.random.default_rng(0))
+    assert np.all(corners % 2 == 0) and corners.min() >= 0 and corners.max() <= 120 - 26
+    assert np.mean((corners[:, 1] <= 80) & (corners[:, 1] + 26 > 80)) > 0.9
+
+
+def test_kernel_command_writes_the_kernel_for_the_scale(tmp_path, capsys):
+    from zssrgan.cli import main
+
+    image = tmp_path / "lr.png"
+    Image.fromarray((np.random.default_rng(0).random((96, 96, 3)) * 255).astype(np.uint8)).save(image)
+    out = tmp_path / "k4.npy"
+    assert main(["kernel", str(image), "--scale", "4", "--out", str(out), "--iters", "3", "--preset", "quick",
+                 "--device", "cpu"]) == 0
+    kernel = np.load(out, allow_pickle=False)
+    assert kernel.ndim == 2 and kernel.shape[0] > 17 and "took" in capsys.readouterr().out
+    assert main(["kernel", str(image), "--out", str(tmp_path / "k.txt"), "--iters", "3"]) == 2
+    assert "unknown kernel file type" in capsys.readouterr().err

@@ -1,0 +1,107 @@
+"""Losses: KernelGAN's adversarial loss and kernel regularisers (ALGORITHMS.md section 3), and
+ZSSR's gradient-weighted L1 (section 4).
+
+Kernels here are G's composed 13x13 correlation kernels (torch tensors); images are in [-1, 1].
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from scipy import ndimage
+
+# MATLAB's cubic x0.5 weights (a = -0.5, antialiased): cubic(x / 2) / 2 at x = 0.5, 1.5, 2.5, 3.5.
+_CUBIC_HALF = np.array([-0.01171875, -0.03515625, 0.11328125, 0.43359375])
+# The fixed 8x8 bicubic kernel of KernelGAN's bicubic constraint. The published code spells it out as
+# a table of numbers; it is this outer product (the table has typos in a few last digits).
+BICUBIC_X2 = np.outer(np.r_[_CUBIC_HALF, _CUBIC_HALF[::-1]], np.r_[_CUBIC_HALF, _CUBIC_HALF[::-1]])
+
+
+def adversarial_l1(d_map: torch.Tensor, real: bool) -> torch.Tensor:
+    """Mean |D(x) - label| against a map of ones (real) or zeros (fake).
+
+    The KernelGAN paper calls this an LSGAN loss; its published code uses L1, which is kept here.
+    """
+    return (d_map - 1.0).abs().mean() if real else d_map.abs().mean()
+
+
+def bicubic_downscale(x: torch.Tensor, kernel: torch.Tensor, stride: int = 2) -> torch.Tensor:
+    """Correlate (B, 1, H, W) single-channel images with the fixed bicubic kernel, stride 2, no padding.
+
+    Each channel is filtered on its own. The published code expanded the kernel to a 3x3-channel
+    convolution, which summed the colour channels into every output channel (a target three times the
+    image); that bug is fixed here by keeping channels as a batch of single-channel images.
+    """
+    return F.conv2d(x, kernel[None, None], stride=stride)
+
+
+def bicubic_loss(g_output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """MSE between G's output and the bicubic downscale of the same crop, aligned to G's output."""
+    return F.mse_loss(g_output, target)
+
+
+def sum_to_one_loss(kernel: torch.Tensor) -> torch.Tensor:
+    """|1 - sum(k)|: a downscaling kernel preserves the mean brightness."""
+    return (1.0 - kernel.sum()).abs()
+
+
+def boundaries_mask(size: int, penalty: float = 30.0) -> np.ndarray:
+    """penalty * (1 - Gaussian / max), sigma = size, zero in the centre: the kernel's outer ring.
+
+    The centre region is zeroed at a margin of (size - ceil(size / 2)) // 2 - 1 pixels from the edge
+    (2 for a 13x13 kernel), as in the published code.
+    """
+    z = np.arange(size) - (size - 1) // 2
+    gauss = np.exp(-(z ** 2) / (2.0 * size ** 2))
+    mask = 1.0 - np.outer(gauss, gauss)  # the Gaussian's maximum is 1 at the centre
+    margin = (size - (size // 2 + size % 2)) // 2 - 1
+    mask[margin:size - margin, margin:size - margin] = 0.0
+    return penalty * mask
+
+
+def boundaries_loss(kernel: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean |k * mask|: pushes the kernel's border taps to zero."""
+    return (kernel * mask).abs().mean()
+
+
+def wanted_center(size: int, sf: int = 2) -> float:
+    """Where a centred kernel's centre of mass sits: size // 2 + 0.5 * (sf - size % 2) (6.5 for 13, x2)."""
+    return size // 2 + 0.5 * (sf - size % 2)
+
+
+def centralized_loss(kernel: torch.Tensor, sf: int = 2) -> torch.Tensor:
+    """MSE between the kernel's centre of mass (row, column) and the wanted centre."""
+    idx = torch.arange(kernel.shape[0], dtype=kernel.dtype, device=kernel.device)
+    total = kernel.sum()
+    row = kernel.sum(dim=1) @ idx / total
+    col = kernel.sum(dim=0) @ idx / total
+    center = wanted_center(kernel.shape[0], sf)
+    return ((row - center) ** 2 + (col - center) ** 2) / 2.0
+
+
+def sparsity_loss(kernel: torch.Tensor, power: float = 0.2) -> torch.Tensor:
+    """Mean |k|^0.2: favours few significant taps."""
+    return kernel.abs().pow(power).mean()
+
+
+def gradient_weight_map(image: np.ndarray, window: int = 5) -> np.ndarray:
+    """ZSSR's per-pixel loss weights after KernelGAN: the gradient magnitude of the grey image,
+    summed over a ``window`` x ``window`` box, zero within (window + 1) // 2 pixels of the border,
+    normalised to mean 1 (HxW float32). Edges and texture weigh more than flat regions; a flat
+    image gets uniform weights."""
+    image = np.asarray(image, dtype=np.float64)
+    grey = image @ np.array([0.299, 0.587, 0.114]) if image.ndim == 3 else image
+    magnitude = np.hypot(*np.gradient(grey))
+    boxed = ndimage.uniform_filter(magnitude, window, mode="constant") * window**2
+    margin = (window + 1) // 2
+    weights = np.zeros_like(boxed)
+    weights[margin:-margin, margin:-margin] = boxed[margin:-margin, margin:-margin]
+    total = weights.sum()
+    return (weights * (weights.size / total) if total > 0 else np.ones_like(weights)).astype(np.float32)
+
+
+def weighted_l1(output: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean of |output - target| * weight (plain L1 without a weight); ``weight`` broadcasts
+    (N, 1, H, W) over the channels."""
+    error = (output - target).abs()
+    return (error * weight).mean() if weight is not None else error.mean()
