@@ -71,7 +71,9 @@ def check_logged_job(uri: str, run_id: str, job, evaluation: Evaluation, parent_
     assert params["lr_path"] == str(job.item.lr_path) and params["gt_path"] == str(job.item.gt_path)
     for key, value in flatten(job.cfg).items():
         assert params[f"cfg.{key}"] == str(value)
-    assert params["cfg.kernelgan.iters"] == "400"  # the quick preset, not the default
+    quick_iters = preset("quick").kernelgan.iters
+    assert quick_iters != preset("paper").kernelgan.iters
+    assert params["cfg.kernelgan.iters"] == str(quick_iters)  # the job's own preset, not the default
     assert {"version.zssrgan", "version.torch", "version.numpy", "version.ray", "version.mlflow"} <= set(params)
     assert params["version.numpy"] == np.__version__
     assert params["git_commit"] == git_commit()
