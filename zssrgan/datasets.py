@@ -147,7 +147,7 @@ def _image_rng(seed: int, name: str, scale: int) -> np.random.Generator:
     return np.random.default_rng([seed, zlib.crc32(name.encode("utf-8")), scale])
 
 
-def _centred_for_x2(kernel: np.ndarray) -> np.ndarray:
+def centred_for_x2(kernel: np.ndarray) -> np.ndarray:
     """``kernel_shift`` for x2, without the spline's tiny negative ripples (a blur is non-negative)."""
     centred = np.clip(kernel_shift(kernel, 2), 0.0, None)
     return centred / centred.sum()
@@ -200,7 +200,7 @@ def make_dataset(src: str | Path, out: str | Path, protocol: str = "div2krk",
         for scale in scales:
             kernel = None
             if protocol == "div2krk":
-                k2 = _centred_for_x2(sample_div2krk_kernel(_image_rng(seed, name, scale)))
+                k2 = centred_for_x2(sample_div2krk_kernel(_image_rng(seed, name, scale)))
                 kernel = k2 if scale == 2 else analytic_x4_kernel(k2, crop=False)
                 save_kernel(_target(out, f"gt_k_x{scale}", f"kernel_{name}.mat"), kernel)
                 if scale == 4:
