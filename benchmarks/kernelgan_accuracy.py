@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import time
 from pathlib import Path
 
 import numpy as np
 
 from zssrgan.config import apply_overrides, preset, set_value
-from zssrgan.device import set_threads
+from zssrgan.device import device_name, resolve_device, set_threads
 from zssrgan.io import load_image
 from zssrgan.kernels import isotropic_gaussian
 from zssrgan.metrics import kernel_error
@@ -78,7 +77,7 @@ def main() -> None:
               f"{s['mean_published_code_error']:>11.3f}{len(mine):>6}{worse:>24}")
     OUT.mkdir(exist_ok=True)
     (OUT / f"{args.json}.json").write_text(json.dumps(
-        {"cpu": platform.processor() or platform.machine(), "preset": args.preset, "overrides": args.overrides,
+        {"hardware": device_name(resolve_device(base.device)), "preset": args.preset, "overrides": args.overrides,
          "variants": {k: v[1:] for k, v in ((v[0], v) for v in args.variant)}, "rows": rows, "summary": summary},
         indent=1))
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import time
 from pathlib import Path
 
@@ -23,7 +22,7 @@ import torch.nn.functional as F
 
 from zssrgan.archs.kernelgan_arch import Discriminator, Generator, composed_kernel_by_delta
 from zssrgan.config import preset, set_value
-from zssrgan.device import set_threads
+from zssrgan.device import device_name, set_threads
 from zssrgan.losses import (BICUBIC_X2, adversarial_l1, bicubic_downscale, boundaries_loss, boundaries_mask,
                             centralized_loss, sparsity_loss, sum_to_one_loss)
 from zssrgan.train.crops import sample_crops
@@ -133,7 +132,7 @@ def main() -> None:
 
     literal = per_step["literal"]
     result = {
-        "cpu": platform.processor() or platform.machine(), "threads": args.threads, "device": args.device,
+        "hardware": device_name(device), "threads": args.threads, "device": args.device,
         "image": list(args.size), "torch": torch.__version__,
         "ms_per_step": {name: {k: v * 1e3 for k, v in t.items()} for name, t in per_step.items()},
         "speedup_vs_literal": {k: literal[k] / per_step["production"][k] for k in ("wall", "cpu")},
