@@ -9,9 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..config import PRESETS, Config
-from ..device import DEVICES
-from .common import config_from_args
+from ..config import Config
+from .common import add_config_arguments, config_from_args
 
 help = "run every method on a few bundled photos (local Ray + MLflow) and write the report"
 
@@ -52,13 +51,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="side of the ground-truth crop in pixels; the LR input is half (default 192)")
     parser.add_argument("--workers", type=int, default=None, metavar="N",
                         help="parallel jobs (default: one per CPU core)")
-    # the training options of `zssrgan run` (same names, read by config_from_args), quick by default
-    parser.add_argument("--preset", choices=list(PRESETS), default="quick",
-                        help="configuration preset (default quick: short CPU runs; paper: the published settings)")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="override any config field by its dotted key, e.g. --set zssr.iters=200")
-    parser.add_argument("--seed", type=int, default=None, help="random seed (default 0)")
-    parser.add_argument("--device", choices=list(DEVICES), default=None, help="auto (default), cpu or cuda")
+    add_config_arguments(parser, default_preset="quick", real=False)  # the training options of `zssrgan run`
 
 
 def write_photos(folder: Path, count: int, size: int) -> Path:
