@@ -198,6 +198,13 @@ def imresize_torch(x: torch.Tensor, scale: Scale = None, output_shape: Shape = N
     return out if out is not x else x.clone()
 
 
+@lru_cache(maxsize=256)
+def pad_indices_on(size: int, side: int, device: torch.device) -> torch.Tensor:
+    """``reflect_pad_indices`` on ``device``, made once: training loops downscale the same crop
+    size every step, and a host-to-device copy per step would stall a GPU."""
+    return torch.as_tensor(reflect_pad_indices(size, side), device=device)
+
+
 def kernel_downscale_torch(x: torch.Tensor, kernel: torch.Tensor, out_hw: tuple[int, int],
                            scales: Sequence[float]) -> torch.Tensor:
     """Correlate with scipy's ``reflect`` padding (edge repeated: torch's own ``reflect`` mode
@@ -205,8 +212,7 @@ def kernel_downscale_torch(x: torch.Tensor, kernel: torch.Tensor, out_hw: tuple[
     spaced (any image whose size the scale divides) a strided convolution computes only those."""
     n, c, h, w = x.shape
     kh, kw = kernel.shape
-    pad_rows, pad_cols = (torch.as_tensor(reflect_pad_indices(size, side), device=x.device)
-                          for size, side in ((h, kh), (w, kw)))
+    pad_rows, pad_cols = pad_indices_on(h, kh, x.device), pad_indices_on(w, kw, x.device)
     padded = x.reshape(n * c, 1, h, w).index_select(2, pad_rows).index_select(3, pad_cols)
     kept = kernel_rows_cols((h, w), out_hw, scales)
     steps = [int(k[1] - k[0]) if len(k) > 1 else 1 for k in kept]
