@@ -416,7 +416,10 @@ class Tracker:
             self._mark_failed(run_id, error)
 
     def kill_job(self, run_id: str) -> None:
-        self.client.set_terminated(run_id, "KILLED")
+        """Mark a running job KILLED; a run that already ended (a Ctrl-C can land between its
+        FINISHED status and the driver's bookkeeping) keeps its status and its result."""
+        if self.client.get_run(run_id).info.status == "RUNNING":
+            self.client.set_terminated(run_id, "KILLED")
 
     # -- helpers ----------------------------------------------------------------------------
 

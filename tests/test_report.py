@@ -133,5 +133,11 @@ def test_clear_errors(store, tmp_path, capsys):
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "thesis.tex").write_text("precious")
     assert main(["report", "--experiment", "plain", "--tracking-uri", store, "--out", str(tmp_path / "mine")]) == 2
-    assert "already holds other files (thesis.tex)" in capsys.readouterr().err
+    assert "not written by zssrgan (thesis.tex)" in capsys.readouterr().err
     assert (tmp_path / "mine" / "thesis.tex").read_text() == "precious"
+    # a user's folder named like one the report replaces is not deleted either
+    (tmp_path / "yours" / "figures").mkdir(parents=True)
+    (tmp_path / "yours" / "figures" / "plot.png").write_bytes(b"precious")
+    assert main(["report", "--experiment", "plain", "--tracking-uri", store, "--out", str(tmp_path / "yours")]) == 2
+    assert "not written by zssrgan (figures)" in capsys.readouterr().err
+    assert (tmp_path / "yours" / "figures" / "plot.png").read_bytes() == b"precious"

@@ -38,9 +38,16 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    except (ValueError, OSError, RuntimeError) as exc:  # user-facing errors: one clear line
+    except Exception as exc:  # user-facing errors (bad input, files, the tracking store): one clear line
+        if not isinstance(exc, (ValueError, OSError, RuntimeError)) and not _from_mlflow(exc):
+            raise
         print(f"zssrgan {args.command}: error: {exc}", file=sys.stderr)
         return 2
+
+
+def _from_mlflow(exc: Exception) -> bool:
+    """MLflow's errors (an unsupported store URI, a server refusing a call) derive from Exception."""
+    return type(exc).__module__.split(".")[0] == "mlflow"
 
 
 if __name__ == "__main__":

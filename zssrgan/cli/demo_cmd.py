@@ -96,11 +96,10 @@ def run(args: argparse.Namespace) -> int:
     photos = write_photos(out / "photos", args.images, args.size)
     dataset = make_dataset(photos, out / "data", protocol="div2krk", scales=(2,), seed=0)
     tracking_uri = f"sqlite:///{out / 'mlflow.db'}"
-    overrides = list(args.overrides) + [f"{k}={getattr(args, k)}" for k in ("seed", "device")
-                                        if getattr(args, k) is not None]
-    spec = SweepSpec(data=[str(dataset)], methods=list(METHODS), scales=[2], preset=args.preset,
-                     overrides=overrides, experiment=EXPERIMENT, tracking_uri=tracking_uri,
-                     workers=args.workers)
+    overrides = list(args.overrides) + ([f"device={args.device}"] if args.device else [])
+    spec = SweepSpec(data=[str(dataset)], methods=list(METHODS), scales=[2], seeds=[args.seed or 0],
+                     preset=args.preset, overrides=overrides, experiment=EXPERIMENT,
+                     tracking_uri=tracking_uri, workers=args.workers)
     print(f"demo: {args.images} photos ({args.size}x{args.size} ground truth, x2 DIV2KRK kernels) in {dataset}; "
           f"methods: {', '.join(METHODS)}; preset {args.preset}", file=sys.stderr)
     summary = run_sweep(spec, stream=sys.stderr)

@@ -19,14 +19,21 @@ from .tables import METRICS, Table, comparison_tables, prepare, write_table
 
 __all__ = ["build_report", "own_folder", "ArtifactFn", "HistoryFn", "METRICS"]
 
+OWNED_MARKER = ".zssrgan-output"  # written into every folder zssrgan creates for its output
+
+
 def own_folder(out: Path, own: tuple[str, ...], replace: tuple[str, ...] = ()) -> Path:
-    """``out``, created when missing; it must be empty or hold only the ``own`` entries of an
-    earlier run (so nothing of the user's is overwritten, attached to MLflow or deleted), and its
-    ``replace`` entries are removed to be written afresh."""
+    """``out``, created when missing; it must be empty or an earlier output of zssrgan (it holds
+    the marker file and only ``own`` entries), so nothing of the user's is overwritten, attached to
+    MLflow or deleted; then its ``replace`` entries are removed to be written afresh."""
     if out.exists():
         if not out.is_dir():
             raise ValueError(f"output {out} exists and is not a folder")
-        other = sorted(p.name for p in out.iterdir() if p.name not in own)
+        entries = {p.name for p in out.iterdir()}
+        if entries and OWNED_MARKER not in entries:
+            raise ValueError(f"output folder {out} is not empty and was not written by zssrgan "
+                             f"({', '.join(sorted(entries)[:5])}); choose a new or empty folder")
+        other = sorted(entries - set(own) - {OWNED_MARKER})
         if other:
             raise ValueError(f"output folder {out} already holds other files ({', '.join(other[:5])}); "
                              f"choose a new or empty folder")
@@ -36,6 +43,7 @@ def own_folder(out: Path, own: tuple[str, ...], replace: tuple[str, ...] = ()) -
             elif (out / name).exists():
                 (out / name).unlink()
     out.mkdir(parents=True, exist_ok=True)
+    (out / OWNED_MARKER).touch()
     return out
 
 
