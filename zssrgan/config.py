@@ -206,6 +206,17 @@ def _parse(key: str, text: str, hint: Any) -> Any:
         raise ConfigError(f"{key}: {text!r} is not a valid {name}") from None
 
 
+def _check_type(key: str, value: Any, hint: Any) -> None:
+    """Values that arrive already typed (dict overrides, rebuilt configs) must fit the field too."""
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    fits = {bool: isinstance(value, bool), int: number and isinstance(value, int),
+            float: number, str: isinstance(value, str)}.get(
+        hint, isinstance(value, tuple) and all(isinstance(v, (int, float)) for v in value))
+    if not fits:
+        name = getattr(hint, "__name__", str(hint))
+        raise ConfigError(f"{key}: {value!r} is not a valid {name}")
+
+
 def set_value(cfg: Config, key: str, value: Any) -> Config:
     """A copy of ``cfg`` with one dotted key set; strings are parsed as the field's type."""
     types = _leaf_types(Config)
@@ -213,6 +224,7 @@ def set_value(cfg: Config, key: str, value: Any) -> Config:
         raise ConfigError(f"unknown config key {key!r}; valid keys: {', '.join(valid_keys())}")
     if isinstance(value, str) and types[key] is not str:
         value = _parse(key, value, types[key])
+    _check_type(key, value, types[key])
     cfg = dataclasses.replace(cfg)  # shallow; the nested sections on the path are copied below
     parts = key.split(".")
     node = cfg

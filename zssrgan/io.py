@@ -102,6 +102,8 @@ def read_png16(path: Path) -> np.ndarray:
         header = body if kind == b"IHDR" else header
         chunks += [body] if kind == b"IDAT" else []
         offset += 12 + length
+    if header is None or len(header) < 13:
+        raise ImageError(f"{path}: not a readable PNG (no image header)")
     width, height, depth, colour, _, _, interlace = struct.unpack(">IIBBBBB", header[:13])
     if interlace:
         raise ImageError(f"{path}: interlaced 16-bit colour PNGs are not supported; save it without interlacing")

@@ -3,8 +3,8 @@
 Each step crops an "HR father" from the input (augmented in the original configuration), degrades
 it with the stage's kernel into an "LR son" and teaches the network son -> father. The kernel is
 centred with ``kernel_shift`` for the stage's scale factor, so sons sit where bicubic
-interpolation expects them, and the output is moved back by the same offset
-(``ZSSRTrainer.infer``): together they keep it pixel-aligned with the ground truth. Everything
+interpolation expects them and the output is pixel-aligned with a ground truth degraded in
+MATLAB's geometry (as ``zssrgan.datasets`` degrades). Everything
 per step stays on the device (crops, warps, sons, the bicubic upscale); the host only sees the
 reconstruction MSE the learning-rate policy needs every ``test_every`` steps.
 """
