@@ -17,6 +17,7 @@ failed estimate fail with that reason; a job whose worker died is retried on a f
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import sys
@@ -442,6 +443,11 @@ def run_sweep(spec: SweepSpec, stream: Optional[TextIO] = None) -> dict[str, Any
                          f"{scheduler.already_finished} already finished; {workers} workers "
                          f"({cpus:g} CPU, {gpus:g} GPU each)\n")
             scheduler.run(workers, cpus, gpus, Progress(scheduler.total, stream, spec.progress))
+    except BaseException as exc:  # the sweep could not run on: its parent run must not stay RUNNING
+        status = "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED"
+        with contextlib.suppress(Exception):
+            tracker.end_sweep(status, {**scheduler.summary(), "error": f"{type(exc).__name__}: {exc}"})
+        raise
     finally:
         if started_ray:
             ray.shutdown()

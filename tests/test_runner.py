@@ -17,7 +17,7 @@ import ray
 from mlflow import MlflowClient
 from ray.cluster_utils import Cluster
 
-from cluster.driver import run_sweep
+from cluster.driver import SweepError, run_sweep
 from cluster.jobs import SweepSpec, expand
 from cluster.tracking import TrackingUnavailable, load_runs
 from zssrgan.cli import main
@@ -223,6 +223,15 @@ def test_the_same_sweep_against_a_real_mlflow_server(two_gpu_nodes, dataset, mlf
     assert len(runs) == 6 and set(runs.status) == {"FINISHED"}
     bicubic = runs[runs["tags.zssrgan.method"] == "bicubic"].run_id.iloc[0]
     assert "sr.png" in _artifacts(mlflow_server, bicubic)
+
+
+def test_a_sweep_that_cannot_start_ends_its_parent_run_failed(two_gpu_nodes, dataset, sqlite_uri):
+    with pytest.raises(SweepError, match="no job fits the cluster"):
+        run_sweep(_spec(dataset, sqlite_uri, experiment="unfit", cpus_per_job=64))
+    client = MlflowClient(tracking_uri=sqlite_uri)
+    experiment = client.get_experiment_by_name("unfit")
+    parents = client.search_runs([experiment.experiment_id], "tags.`zssrgan.kind` = 'sweep'")
+    assert [parent.info.status for parent in parents] == ["FAILED"]
 
 
 def test_dry_run_prints_the_job_table_without_tracking(dataset, capsys):
