@@ -3,8 +3,9 @@ import numpy as np
 import pytest
 import torch
 
+from zssrgan.kernels import centred_position
 from zssrgan.losses import (BICUBIC_X2, adversarial_l1, bicubic_downscale, boundaries_loss, boundaries_mask,
-                            centralized_loss, sparsity_loss, sum_to_one_loss, wanted_center)
+                            centralized_loss, sparsity_loss, sum_to_one_loss)
 from zssrgan.resize import imresize
 
 
@@ -43,7 +44,7 @@ def test_boundaries_mask_penalises_only_the_outer_ring():
 
 
 def test_centralized_loss_measures_the_centre_of_mass_against_6_5():
-    assert wanted_center(13, 2) == 6.5
+    assert centred_position(13, 2) == 6.5
     delta = torch.zeros(13, 13)
     delta[6, 6] = 1.0
     assert centralized_loss(delta).item() == pytest.approx(0.25)  # (0.5^2 + 0.5^2) / 2

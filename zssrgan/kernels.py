@@ -50,6 +50,12 @@ def center_of_mass(kernel: np.ndarray) -> np.ndarray:
     return np.asarray(ndimage.center_of_mass(np.asarray(kernel, dtype=np.float64)))
 
 
+def centred_position(size, sf: float):
+    """Where a kernel of ``size`` taps (per axis) centred for ``sf`` has its centre of mass:
+    ``size // 2 + 0.5 * (sf - size % 2)`` (6.5 for 13 taps at x2); see :func:`kernel_shift`."""
+    return size // 2 + 0.5 * (sf - size % 2)
+
+
 def kernel_shift(kernel: np.ndarray, sf: float) -> np.ndarray:
     """Centre a kernel for downscaling by ``sf`` so that the SR output is pixel-aligned.
 
@@ -61,7 +67,7 @@ def kernel_shift(kernel: np.ndarray, sf: float) -> np.ndarray:
     """
     kernel = np.asarray(kernel, dtype=np.float64)
     shape = np.array(kernel.shape)
-    shift = shape // 2 + 0.5 * (sf - shape % 2) - center_of_mass(kernel)
+    shift = centred_position(shape, sf) - center_of_mass(kernel)
     padded = np.pad(kernel, int(np.ceil(np.max(np.abs(shift)))) + 1)
     return ndimage.shift(padded, shift, order=3, mode="constant")
 

@@ -10,6 +10,8 @@ import torch
 import torch.nn.functional as F
 from scipy import ndimage
 
+from .kernels import centred_position
+
 # MATLAB's cubic x0.5 weights (a = -0.5, antialiased): cubic(x / 2) / 2 at x = 0.5, 1.5, 2.5, 3.5.
 _CUBIC_HALF = np.array([-0.01171875, -0.03515625, 0.11328125, 0.43359375])
 # The fixed 8x8 bicubic kernel of KernelGAN's bicubic constraint. The published code spells it out as
@@ -64,18 +66,13 @@ def boundaries_loss(kernel: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return (kernel * mask).abs().mean()
 
 
-def wanted_center(size: int, sf: int = 2) -> float:
-    """Where a centred kernel's centre of mass sits: size // 2 + 0.5 * (sf - size % 2) (6.5 for 13, x2)."""
-    return size // 2 + 0.5 * (sf - size % 2)
-
-
 def centralized_loss(kernel: torch.Tensor, sf: int = 2) -> torch.Tensor:
     """MSE between the kernel's centre of mass (row, column) and the wanted centre."""
     idx = torch.arange(kernel.shape[0], dtype=kernel.dtype, device=kernel.device)
     total = kernel.sum()
     row = kernel.sum(dim=1) @ idx / total
     col = kernel.sum(dim=0) @ idx / total
-    center = wanted_center(kernel.shape[0], sf)
+    center = centred_position(kernel.shape[0], sf)
     return ((row - center) ** 2 + (col - center) ** 2) / 2.0
 
 
@@ -84,14 +81,21 @@ def sparsity_loss(kernel: torch.Tensor, power: float = 0.2) -> torch.Tensor:
     return kernel.abs().pow(power).mean()
 
 
+GREY_WEIGHTS = np.array([0.299, 0.587, 0.114])
+
+
+def to_grey(image: np.ndarray) -> np.ndarray:
+    """HxW grey image (ITU-R BT.601 luma weights) of an HxWx3 image; HxW passes through."""
+    return image @ GREY_WEIGHTS if image.ndim == 3 else image
+
+
 def gradient_weight_map(image: np.ndarray, window: int = 5) -> np.ndarray:
     """ZSSR's per-pixel loss weights after KernelGAN: the gradient magnitude of the grey image,
     summed over a ``window`` x ``window`` box, zero within (window + 1) // 2 pixels of the border,
     normalised to mean 1 (HxW float32). Edges and texture weigh more than flat regions; a flat
     image gets uniform weights."""
     image = np.asarray(image, dtype=np.float64)
-    grey = image @ np.array([0.299, 0.587, 0.114]) if image.ndim == 3 else image
-    magnitude = np.hypot(*np.gradient(grey))
+    magnitude = np.hypot(*np.gradient(to_grey(image)))
     boxed = ndimage.uniform_filter(magnitude, window, mode="constant") * window**2
     margin = (window + 1) // 2
     weights = np.zeros_like(boxed)

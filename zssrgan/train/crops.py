@@ -8,9 +8,8 @@ from __future__ import annotations
 import numpy as np
 from scipy.signal import fftconvolve
 
+from ..losses import to_grey
 from ..resize import imresize
-
-_GRAY = np.array([0.299, 0.587, 0.114])
 
 
 def _zero_border(a: np.ndarray, edge: int) -> np.ndarray:
@@ -37,7 +36,7 @@ def _clip_extreme(a: np.ndarray, percentile: float) -> np.ndarray:
 def gradient_map(image: np.ndarray, window: int = 5, percentile: float = 0.97) -> np.ndarray:
     """Where the strongest gradients are: |d/dy|, |d/dx| and the magnitude of the gray image, each
     clipped at the 97th percentile and normalised, summed, box-blurred, normalised to mean 1."""
-    gy, gx = np.gradient(image @ _GRAY if image.ndim == 3 else image)
+    gy, gx = np.gradient(to_grey(image))
     maps = [_clip_extreme(_zero_border(g, window), percentile) for g in (np.abs(gx), np.abs(gy), np.hypot(gx, gy))]
     combined = sum(m / m.sum() if m.sum() > 0 else m for m in maps)
     blurred = _box_blur(combined, window)
