@@ -18,6 +18,8 @@ from zssrgan.config import Config, ConfigError, apply_overrides, flatten, preset
 from zssrgan.datasets import ImageItem, discover
 from zssrgan.methods import get_method
 
+DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"  # the embedded default: a local file, artifacts beside it
+
 KERNELGAN = "kernelgan"
 # Config sections a KernelGAN estimate does not depend on: left out of its key, so every grid
 # point that only changes ZSSR / ZSSRGAN settings shares one estimate.
@@ -46,7 +48,7 @@ class SweepSpec:
     grid: dict[str, list[Any]] = field(default_factory=dict)
     real: bool = False
     experiment: str = "zssrgan"
-    tracking_uri: str = "sqlite:///mlflow.db"
+    tracking_uri: str = DEFAULT_TRACKING_URI
     address: Optional[str] = None
     gpus_per_job: float = 1.0
     cpus_per_job: float = 1.0

@@ -305,6 +305,13 @@ def _artifact_location(tracking_uri: str) -> Optional[str]:
     return None  # file stores keep them inside the store; servers decide for themselves
 
 
+def find_sweep_parent(client: MlflowClient, experiment_id: str, sweep_id: str):
+    """The parent run of ``sweep_id`` in the experiment, or None."""
+    query = f"tags.`zssrgan.kind` = 'sweep' AND tags.`zssrgan.sweep_id` = '{_check_sweep_id(sweep_id)}'"
+    found = client.search_runs([experiment_id], query, max_results=1)
+    return found[0] if found else None
+
+
 def _check_sweep_id(sweep_id: str) -> str:
     if not _SWEEP_ID.match(sweep_id):
         raise ValueError(f"invalid sweep id {sweep_id!r}: use letters, digits, '.', '_', ':' or '-' (at most 200)")
@@ -354,9 +361,7 @@ class Tracker:
     def start_sweep(self, sweep_id: str, params: dict) -> str:
         """The parent run of ``sweep_id``. A resumed sweep reuses it (RUNNING again) and marks KILLED
         the job runs its earlier driver left RUNNING when it was stopped without cleaning up."""
-        _check_sweep_id(sweep_id)
-        query = f"tags.`zssrgan.kind` = 'sweep' AND tags.`zssrgan.sweep_id` = '{sweep_id}'"
-        existing = next(_search_all(self.client, self.experiment_id, query), None)
+        existing = find_sweep_parent(self.client, self.experiment_id, sweep_id)
         if existing is not None:
             self.parent_id = existing.info.run_id
             self.client.update_run(self.parent_id, status="RUNNING")

@@ -9,9 +9,10 @@ from typing import Optional
 
 import pandas as pd
 
+from cluster.jobs import DEFAULT_TRACKING_URI
+
 help = "write the comparison report (tables, figures, index.html) of a sweep logged in MLflow"
 
-DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 ALL = "all"
 _SWEEP_TAG = "tags.zssrgan.sweep_id"
 
@@ -45,12 +46,6 @@ def select_sweep(runs: pd.DataFrame, sweep: Optional[str]) -> tuple[pd.DataFrame
     return chosen, sweep
 
 
-def _sweep_parent(client, experiment_id: str, sweep_id: str):
-    query = f"tags.`zssrgan.kind` = 'sweep' AND tags.`zssrgan.sweep_id` = '{sweep_id}'"
-    found = client.search_runs([experiment_id], query, max_results=1)
-    return found[0] if found else None
-
-
 def mlflow_access(tracking_uri: str, cache: Path):
     """The report's ``(artifact, history)`` functions for one store; artifacts are downloaded
     into ``cache``."""
@@ -78,7 +73,7 @@ def write_report(tracking_uri: str, experiment: str, out: str | Path, sweep: Opt
     (artifacts under ``report/``); returns ``out/index.html``."""
     from mlflow import MlflowClient
 
-    from cluster.tracking import load_runs
+    from cluster.tracking import find_sweep_parent, load_runs
 
     from ..report import build_report
 
@@ -87,7 +82,7 @@ def write_report(tracking_uri: str, experiment: str, out: str | Path, sweep: Opt
         raise ValueError(f"experiment {experiment!r} at {tracking_uri} holds no job runs yet")
     runs, sweep_id = select_sweep(runs, sweep)
     client = MlflowClient(tracking_uri=tracking_uri)
-    parent = _sweep_parent(client, str(runs["experiment_id"].iloc[0]), sweep_id)
+    parent = find_sweep_parent(client, str(runs["experiment_id"].iloc[0]), sweep_id)
     context = {"experiment": experiment, "sweep": "all sweeps" if sweep == ALL else sweep_id,
                "tracking URI": tracking_uri}
     if parent is not None and sweep != ALL:

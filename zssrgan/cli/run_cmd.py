@@ -4,6 +4,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from cluster.jobs import DEFAULT_TRACKING_URI
+
 from ..config import ConfigError, parse_assignment
 from .common import add_config_arguments
 
@@ -34,8 +36,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="ablation sweep over a config key, e.g. --grid zssrgan.disc_ratio=0.1,0.3,0.5 "
                              "(repeatable: the cartesian product is run)")
     parser.add_argument("--experiment", default="zssrgan", help="MLflow experiment (default zssrgan)")
-    parser.add_argument("--tracking-uri", default="sqlite:///mlflow.db",
-                        help="MLflow tracking URI (default sqlite:///mlflow.db, artifacts beside it)")
+    parser.add_argument("--tracking-uri", default=DEFAULT_TRACKING_URI,
+                        help=f"MLflow tracking URI (default {DEFAULT_TRACKING_URI}, artifacts beside it)")
     parser.add_argument("--address", default=None,
                         help="Ray cluster to join: auto or ray://host:port (default: start a local Ray)")
     parser.add_argument("--gpus-per-job", type=float, default=1.0, metavar="F",
