@@ -59,7 +59,7 @@ def test_lambda_schedule_after_three_steps_under_threshold():
     trainer = _trainer(iters=3000)  # lambda updates every 200 steps
     under, over = trainer.cfg.bicubic_threshold / 2, trainer.cfg.bicubic_threshold * 5
     for i, loss in enumerate([1.0, under, under, over, under, under, under]):
-        trainer._last_bicubic = torch.tensor(loss)
+        trainer.record_bicubic(i, torch.tensor(loss))
         trainer.update_schedule(i)
     assert trainer.similar_to_bicubic  # steps 4, 5, 6 under the threshold after the reset at 3
     assert trainer.cfg.lambda_bicubic == 15.0
@@ -76,16 +76,34 @@ def test_lambda_schedule_waits_for_consecutive_steps():
     trainer = _trainer(iters=3000)
     under, over = trainer.cfg.bicubic_threshold / 2, trainer.cfg.bicubic_threshold * 5
     for i, loss in enumerate([under, under, under, over, under, under]):  # step 0 is skipped, as published
-        trainer._last_bicubic = torch.tensor(loss)
+        trainer.record_bicubic(i, torch.tensor(loss))
         trainer.update_schedule(i)
     assert not trainer.similar_to_bicubic
+
+
+@pytest.mark.parametrize("switch, first_decay", [(199, 200), (200, 400), (201, 400)])
+def test_lambda_schedule_tested_in_batches_decays_as_if_tested_every_step(switch, first_decay):
+    """The losses reach the host only at multiples of 200 steps; the first decay still comes at
+    the first multiple after the step that passed the test (none at that step itself)."""
+    trainer = _trainer(iters=3000)
+    under, over = trainer.cfg.bicubic_threshold / 2, trainer.cfg.bicubic_threshold * 5
+    decays = []
+    for i in range(601):
+        # the third consecutive step under the threshold is ``switch``
+        trainer.record_bicubic(i, torch.tensor(under if switch - 2 <= i <= switch else over))
+        before = trainer.lambdas["bicubic"]
+        trainer.update_schedule(i)
+        if trainer.lambdas["bicubic"] != before:
+            decays.append(i)
+    assert trainer.similar_to_bicubic
+    assert decays[0] == first_decay and decays[1] == first_decay + 200
 
 
 def test_lr_milestones_are_fractions_of_the_budget():
     trainer = _trainer(iters=40)
     lrs = []
     for i in range(40):
-        trainer._last_bicubic = torch.tensor(1.0)
+        trainer.record_bicubic(i, torch.tensor(1.0))
         trainer.update_schedule(i)
         lrs.append((trainer.opt_g.param_groups[0]["lr"], trainer.opt_d.param_groups[0]["lr"]))
     assert lrs[9] == pytest.approx((2e-4, 2e-4))

@@ -97,10 +97,10 @@ class KernelGANTrainer:
         self.lambdas = {"bicubic": cfg.lambda_bicubic, "sum2one": cfg.lambda_sum2one,
                         "boundaries": cfg.lambda_boundaries, "centralized": cfg.lambda_centralized,
                         "sparse": cfg.lambda_sparse}
-        self.similar_to_bicubic = False
-        self._below_threshold = 0
+        self._similar_since: Optional[int] = None  # the step at which G became bicubic-like
+        self._below_threshold = 0  # consecutive steps under the threshold so far
+        self._pending_bicubic: list[tuple[int, torch.Tensor]] = []  # (step, relative loss) on the device
         self._constraints_added = False
-        self._last_bicubic: Optional[torch.Tensor] = None
         self.history = History()
         self.timings = Timings()
 
@@ -166,8 +166,8 @@ class KernelGANTrainer:
         self.opt_g.zero_grad(set_to_none=True)
         total.backward(inputs=list(self.G.parameters()))  # D's weight gradients are not needed here
         self.opt_g.step()
-        if not self.similar_to_bicubic:  # the schedule's test, relative to the target's energy
-            self._last_bicubic = (terms["bicubic"] / target.square().mean()).detach()
+        if self._similar_since is None:  # the schedule's test, relative to the target's energy
+            self.record_bicubic(i, (terms["bicubic"] / target.square().mean()).detach())
         return {"loss_g": loss_adv.detach(), "loss_g_total": total.detach(),
                 **{f"loss_{name}": term.detach() for name, term in terms.items()}}
 
@@ -191,6 +191,31 @@ class KernelGANTrainer:
         self.opt_d.step()
         return {**values, "loss_d": values["loss_d"].detach()}
 
+    def record_bicubic(self, i: int, relative_loss: torch.Tensor) -> None:
+        """Keep step ``i``'s relative bicubic loss on the device until the schedule needs it."""
+        self._pending_bicubic.append((i, relative_loss))
+
+    @property
+    def similar_to_bicubic(self) -> bool:
+        """Whether G has passed the bicubic test (reads the recorded losses, one transfer)."""
+        self._resolve_bicubic()
+        return self._similar_since is not None
+
+    def _resolve_bicubic(self) -> None:
+        """Run the threshold test over the recorded steps in order: ``bicubic_patience`` consecutive
+        steps under ``bicubic_threshold`` (step 0 skipped, as published) make G bicubic-like."""
+        pending, self._pending_bicubic = self._pending_bicubic, []
+        if self._similar_since is not None or not pending:
+            return
+        values = torch.stack([value for _, value in pending]).tolist()
+        for (step, _), value in zip(pending, values):
+            if step == 0:
+                continue
+            self._below_threshold = self._below_threshold + 1 if value < self.cfg.bicubic_threshold else 0
+            if self._below_threshold >= self.cfg.bicubic_patience:
+                self._similar_since = step
+                return
+
     def update_schedule(self, i: int) -> None:
         """After step ``i``: lr / 10 at the milestones; once the bicubic loss has stayed under the
         threshold for ``bicubic_patience`` steps, decay its weight every ``lambda_every`` steps and,
@@ -200,6 +225,10 @@ class KernelGANTrainer:
         published absolute 0.4 was calibrated on its channel-summing target (see
         ``losses.bicubic_downscale``); against the correct target a generator that outputs nothing
         already scores under 0.4, so the schedule would skip the bicubic phase altogether.
+
+        The published code read the loss on the host every step. The weights only change at
+        multiples of ``lambda_every``, so the recorded losses are tested there, in one transfer:
+        the schedule is the same step for step, without a device sync per step.
         """
         cfg = self.cfg
         if i == 0:
@@ -208,13 +237,9 @@ class KernelGANTrainer:
             for opt in (self.opt_g, self.opt_d):
                 for group in opt.param_groups:
                     group["lr"] *= cfg.lr_gamma
-        if not self.similar_to_bicubic:
-            if self._last_bicubic is not None and float(self._last_bicubic) < cfg.bicubic_threshold:
-                self._below_threshold += 1
-                self.similar_to_bicubic = self._below_threshold >= cfg.bicubic_patience
-            else:
-                self._below_threshold = 0
-        elif i % self.lambda_every == 0 and self.lambdas["bicubic"] > cfg.bicubic_floor:
+        if i % self.lambda_every or not self.similar_to_bicubic or self._similar_since >= i:
+            return  # (published: no decay at the step that passes the test)
+        if self.lambdas["bicubic"] > cfg.bicubic_floor:
             self.lambdas["bicubic"] = max(self.lambdas["bicubic"] / cfg.bicubic_decay, cfg.bicubic_floor)
             if not self._constraints_added and self.lambdas["bicubic"] < cfg.bicubic_switch:
                 self.lambdas["centralized"] = cfg.lambda_centralized_late
