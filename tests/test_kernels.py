@@ -4,11 +4,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
-from zssrgan.kernels import (KernelError, analytic_x4_kernel, anisotropic_gaussian, center_of_mass,
-                             isotropic_gaussian, kernel_shift, matlab_bicubic_kernel, postprocess_kernel,
-                             sample_div2krk_kernel, validate_kernel, zeroize_negligible)
-from zssrgan.resize import imresize
+from zssrgan.kernels import (KernelError, analytic_x4_kernel, analytic_x4_kernel_torch, anisotropic_gaussian,
+                             center_of_mass, isotropic_gaussian, kernel_shift, kernel_shift_torch,
+                             matlab_bicubic_kernel, postprocess_kernel, postprocess_kernel_torch,
+                             sample_div2krk_kernel, validate_kernel, zeroize_negligible, zeroize_negligible_torch)
+from zssrgan.resize import imresize, imresize_torch
+from zssrgan.train.zssr import DEVICE_CENTRING_PAD
 
 VECTORS = np.load(Path(__file__).parent / "data" / "imresize_vectors.npz")
 
@@ -86,6 +89,90 @@ def test_postprocessing_of_a_kernelgan_sized_kernel():
     assert kernel.shape == (17, 17)
     assert kernel.sum() == pytest.approx(1.0, abs=1e-3)
     np.testing.assert_allclose(center_of_mass(kernel), 8.5, atol=1e-2)
+
+
+# ---- the device post-processing: NumPy's, on a canvas ----------------------------------------------
+
+def on_canvas(kernel: np.ndarray, canvas: torch.Tensor) -> np.ndarray:
+    """``kernel`` at the centre of a zero array the canvas's size."""
+    pad = (canvas.shape[0] - kernel.shape[0]) // 2
+    assert pad >= 0 and 2 * pad + kernel.shape[0] == canvas.shape[0]
+    return np.pad(kernel, pad)
+
+
+def g_like_kernels() -> dict[str, np.ndarray]:
+    """13x13 kernels as KernelGAN's G gives them, and harder ones: off-centre, anisotropic, with
+    small negative taps; uniform noise; almost a delta in a corner (the farthest shift)."""
+    rng = np.random.default_rng(11)
+    kernels = {}
+    for i in range(4):
+        gaussian = anisotropic_gaussian(13, *rng.uniform(0.4, 6.0, 2), rng.uniform(0, np.pi))
+        gaussian = np.roll(gaussian, tuple(rng.integers(-3, 4, 2)), axis=(0, 1))
+        kernels[f"g_like_{i}"] = gaussian * (1 + 0.3 * rng.standard_normal((13, 13))) - 0.002 * rng.random((13, 13))
+    kernels["noise"] = rng.random((13, 13))
+    kernels["corner"] = 1e-5 * rng.random((13, 13))
+    kernels["corner"][0, 12] = 1.0
+    return kernels
+
+
+@pytest.mark.parametrize("name", list(g_like_kernels()))
+def test_device_post_processing_is_numpys_on_a_canvas(name):
+    raw = g_like_kernels()[name]
+    k2 = postprocess_kernel(raw, 2)
+    canvas, side = postprocess_kernel_torch(torch.as_tensor(raw), 2)
+    assert canvas.shape == (29, 29) and int(side) == k2.shape[0]
+    assert name != "corner" or int(side) == 29  # the farthest centre of mass fills the canvas
+    np.testing.assert_allclose(canvas.numpy(), on_canvas(k2, canvas), rtol=0, atol=1e-12)
+    # what ZSSR's trainer then does with it: centre for x2, or centre the analytic x4 for x4
+    centred, centred_side = kernel_shift_torch(canvas, 2, side, DEVICE_CENTRING_PAD)
+    expected = kernel_shift(k2, 2)
+    assert int(centred_side) == expected.shape[0]
+    np.testing.assert_allclose(centred.numpy(), on_canvas(expected, centred), rtol=0, atol=1e-12)
+    k4, k4_side = analytic_x4_kernel_torch(canvas, side)
+    np.testing.assert_allclose(k4.numpy(), on_canvas(analytic_x4_kernel(k2, crop=True), k4), rtol=0, atol=1e-12)
+    centred, centred_side = kernel_shift_torch(k4, 4, k4_side, DEVICE_CENTRING_PAD)
+    expected = kernel_shift(analytic_x4_kernel(k2, crop=True), 4)
+    assert centred.shape == (63, 63) and int(centred_side) == expected.shape[0]
+    np.testing.assert_allclose(centred.numpy(), on_canvas(expected, centred), rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("sf", [2, 4])
+def test_device_kernel_shift_matches_vectors(sf):
+    expected = VECTORS[f"kernel_shift_of_11x11_sf{sf}"]
+    centred, side = kernel_shift_torch(torch.as_tensor(VECTORS["kernel_11x11"]), sf)
+    assert int(side) == expected.shape[0]
+    np.testing.assert_allclose(centred.numpy(), on_canvas(expected, centred), rtol=0, atol=1e-6)
+
+
+def test_device_zeroize_negligible_is_numpys():
+    kernel = np.random.default_rng(3).random((13, 13)) ** 4 - 0.01
+    np.testing.assert_allclose(zeroize_negligible_torch(torch.as_tensor(kernel)).numpy(), zeroize_negligible(kernel),
+                               rtol=0, atol=1e-15)
+    small = np.array([[0.5, -0.1], [0.3, 0.3]])
+    np.testing.assert_allclose(zeroize_negligible_torch(torch.as_tensor(small)).numpy(), zeroize_negligible(small))
+    # where NumPy raises, the device gives NaN (the trainer reports it at its next report)
+    assert torch.isnan(zeroize_negligible_torch(-torch.ones(13, 13, dtype=torch.float64))).all()
+
+
+def test_a_bigger_zero_border_degrades_the_same():
+    """Why canvases may replace NumPy's data-dependent sizes: the son does not change."""
+    kernel = kernel_shift(postprocess_kernel(g_like_kernels()["g_like_0"], 2), 2)
+    image = torch.rand(1, 3, 40, 40, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    sons = [imresize_torch(image, scale=0.5, kernel=torch.as_tensor(np.pad(kernel, pad))) for pad in (0, 7)]
+    torch.testing.assert_close(sons[0], sons[1], rtol=0, atol=1e-15)
+
+
+def test_device_post_processing_never_reads_the_device():
+    """On the meta device tensors hold no data: any host read (.item(), float(), bool(), .cpu(),
+    a tensor used as a Python index) raises. The output sizes cannot depend on the data either."""
+    raw = torch.empty(13, 13, dtype=torch.float64, device="meta")
+    k2, side = postprocess_kernel_torch(raw, 2)
+    centred, _ = kernel_shift_torch(k2, 2, side, DEVICE_CENTRING_PAD)
+    k4, k4_side = analytic_x4_kernel_torch(k2, side)
+    centred4, _ = kernel_shift_torch(k4, 4, k4_side, DEVICE_CENTRING_PAD)
+    assert (k2.shape, centred.shape, k4.shape, centred4.shape) == ((29, 29), (35, 35), (57, 57), (63, 63))
+    with pytest.raises(RuntimeError, match="meta"):
+        float(side)
 
 
 @pytest.mark.parametrize("sf", [2, 3, 4])

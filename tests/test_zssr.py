@@ -12,7 +12,8 @@ from skimage.io import imread
 
 from zssrgan.archs.zssr_arch import ZSSRNet
 from zssrgan.config import Config, ZSSRConfig
-from zssrgan.kernels import analytic_x4_kernel, anisotropic_gaussian, kernel_shift
+from zssrgan.kernels import (KernelError, analytic_x4_kernel, anisotropic_gaussian, kernel_shift,
+                             postprocess_kernel_torch)
 from zssrgan.losses import gradient_weight_map
 from zssrgan.metrics import psnr
 from zssrgan.resize import imresize
@@ -117,6 +118,34 @@ def test_son_is_the_father_degraded_by_the_centred_kernel_as_imresize_does(kerne
     # without augmentation the father is a plain crop of the input
     windows = np.lib.stride_tricks.sliding_window_view(lr, (32, 32, 3))[..., 0, :, :, :]
     assert np.any(np.all(np.abs(windows - father_np) < 1e-6, axis=(-3, -2, -1)))
+
+
+@pytest.mark.parametrize("sf", [2, 4])
+def test_a_kernel_tensor_is_centred_and_degrades_as_the_same_kernel_given_as_an_array(sf):
+    lr = ground_truth(size=64)
+    cfg = small_config()
+    on_host = ZSSRTrainer(lr, sf, KERNEL, cfg.zssr, cfg.zssr.kernelgan, device=torch.device("cpu"),
+                          rng=np.random.default_rng(0))
+    on_device = ZSSRTrainer(lr, sf, None, cfg.zssr, cfg.zssr.kernelgan, device=torch.device("cpu"),
+                            rng=np.random.default_rng(0))
+    canvas = torch.nn.functional.pad(torch.as_tensor(KERNEL), [3] * 4)  # KERNEL's 11 taps at the centre of 17
+    on_device.set_kernel(canvas, torch.tensor(11.0, dtype=torch.float64))
+    pad = (on_device.kernel.shape[0] - on_host.kernel.shape[0]) // 2
+    np.testing.assert_allclose(on_device.kernel.numpy(), np.pad(on_host.kernel.numpy(), pad), rtol=0, atol=1e-8)
+    father, _ = on_host._father()
+    torch.testing.assert_close(on_device.degrade(father), on_host.degrade(father), rtol=0, atol=1e-6)
+    on_device.check_kernel()  # a valid kernel: nothing to report
+
+
+def test_an_unusable_kernel_tensor_is_reported_at_the_next_report():
+    lr = ground_truth(size=64)
+    trainer = trainer_for(lr, small_config(test_every=2))
+    trainer.step()
+    kernel, side = postprocess_kernel_torch(-torch.ones(13, 13, dtype=torch.float64), 2)  # no positive tap left
+    trainer.set_kernel(kernel, side)
+    trainer.step()  # step 1: no report, no host read
+    with pytest.raises(KernelError, match="not finite or has no positive sum"):
+        trainer.step()
 
 
 def test_original_configuration_augments_fathers_without_losing_them_to_black_borders():

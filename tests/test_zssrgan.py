@@ -10,6 +10,7 @@ import torch
 from zssrgan.archs.kernelgan_arch import Discriminator
 from zssrgan.config import apply_overrides, preset
 from zssrgan.io import load_image
+from zssrgan.kernels import analytic_x4_kernel, kernel_shift, postprocess_kernel
 from zssrgan.progress import History
 from zssrgan.train.kernelgan import estimate_kernel
 from zssrgan.train.zssr import ZSSRTrainer
@@ -149,6 +150,52 @@ def test_e2e_updates_g_then_d_one_at_a_time_and_zssr_follows_gs_kernel(tiny):
     adversary.d_step()
     assert not _same(kg.D, d) and _same(kg.G, g) and _same(trainer.net, net)
     assert set(adversary._d.read()) == {"loss_d", "loss_d_kernelgan", "loss_d_zssr"}
+
+
+def _numpy_stage_kernel(adversary, sf):
+    """What the e2e refresh gave ZSSR before it ran on the device: G's kernel through NumPy."""
+    kg = adversary.kernelgan
+    k2 = postprocess_kernel(kg.current_kernel().double().numpy(), 2, kg.cfg.n_filtering)
+    return k2 if sf == 2 else analytic_x4_kernel(k2, crop=True)
+
+
+@pytest.mark.parametrize("sf", [2, 4])
+def test_e2e_hands_zssr_gs_kernel_as_the_numpy_path_did(tiny, sf):
+    lr, cfg, _ = tiny
+    adversary, _ = _stage(tiny, "e2e")
+    kg = adversary.kernelgan
+    with frozen(adversary.disc):
+        kg.g_step(0)  # a kernel G has trained a step
+    cpu = torch.device("cpu")
+    on_device = ZSSRTrainer(lr, sf, None, cfg.zssr, cfg.zssr.kernelgan, device=cpu, rng=np.random.default_rng(0))
+    adversary(sf, on_device)
+    numpy_kernel = _numpy_stage_kernel(adversary, sf)
+    on_host = ZSSRTrainer(lr, sf, numpy_kernel, cfg.zssr, cfg.zssr.kernelgan, device=cpu, rng=np.random.default_rng(0))
+    expected = kernel_shift(numpy_kernel, sf)
+    pad = (on_device.kernel.shape[0] - expected.shape[0]) // 2
+    np.testing.assert_allclose(on_device.kernel.numpy(), np.pad(expected, pad), rtol=0, atol=1e-8)
+    father, _ = on_host._father()
+    torch.testing.assert_close(on_device.degrade(father), on_host.degrade(father), rtol=0, atol=1e-6)
+
+
+def test_e2e_kernel_refresh_never_reads_the_device(tiny):
+    """G and ZSSR's kernel on the meta device, whose tensors hold no data: any host read in the
+    refresh (.item(), float(), bool(), .cpu(), .numpy(), a tensor as a Python index) raises."""
+    adversary, trainer = _stage(tiny, "e2e")
+    adversary.kernelgan.G.to("meta")
+    trainer.device = torch.device("meta")
+    for sf, side in ((2, 35), (4, 63)):
+        adversary.sf = trainer.sf = sf
+        adversary._use_current_kernel()
+        assert trainer.kernel.is_meta and trainer.kernel.shape == (side, side)
+
+
+def test_e2e_runs_end_to_end_and_is_deterministic(tiny):
+    lr, cfg, _ = tiny
+    first, estimate, _ = zssrgan_super_resolve(lr, 2, cfg, "e2e")
+    again, estimate_again, _ = zssrgan_super_resolve(lr, 2, cfg, "e2e")
+    assert first.shape == (80, 80, 3) and np.array_equal(first, again)
+    assert all(np.array_equal(estimate.kernels[sf], estimate_again.kernels[sf]) for sf in (2, 4))
 
 
 def test_first_reported_c_is_l1_over_l_adv_of_the_first_step(tiny):

@@ -2,15 +2,28 @@
 KernelGAN's post-processing, MATLAB's bicubic kernel and validation.
 
 Kernels are 2-D correlation kernels (as ``scipy.ndimage.correlate``), float64, summing to 1.
+
+The ``*_torch`` functions compute KernelGAN's post-processing and the analytic x4 kernel on the
+kernel's device, without reading anything back to the host, for the semi end-to-end loop that
+hands ZSSR G's kernel at every step. Their sizes cannot depend on the data, so they return a
+*canvas*: a fixed-size square tensor holding the kernel NumPy would return, ``side`` taps a side
+(a 0-d tensor), at its centre, zeros around it. The zero border changes nothing a kernel does:
+a correlation centred on the centre tap ignores zero taps.
 """
 from __future__ import annotations
 
+import math
+from functools import lru_cache
+from typing import Optional
+
 import numpy as np
+import torch
 from scipy import ndimage, signal
 
 from .resize import CUBIC_WIDTH, cubic
 
 MAX_KERNEL_SIDE = 64
+NEGLIGIBLE_FRACTION = 0.75  # of the (n+1)-th largest tap: zeroize_negligible's threshold
 
 
 class KernelError(ValueError):
@@ -94,7 +107,7 @@ def zeroize_negligible(kernel: np.ndarray, n: int = 40) -> np.ndarray:
     n taps only loses its negative values."""
     kernel = np.asarray(kernel, dtype=np.float64)
     ordered = np.sort(kernel.ravel())
-    threshold = 0.75 * ordered[-n - 1] if kernel.size > n else 0.0
+    threshold = NEGLIGIBLE_FRACTION * ordered[-n - 1] if kernel.size > n else 0.0
     kept = np.clip(kernel - threshold, 0.0, None)
     if kept.sum() <= 0:
         raise KernelError("the kernel has no positive taps left after removing negligible values")
@@ -105,6 +118,132 @@ def postprocess_kernel(kernel: np.ndarray, sf: float, n_filtering: int = 40) -> 
     """KernelGAN's post-processing: zero negligible taps, then centre for ``sf`` (13x13 -> 17x17
     at x2)."""
     return kernel_shift(zeroize_negligible(kernel, n_filtering), sf)
+
+
+# ---- the same on the device ----------------------------------------------------------------------
+
+def center_of_mass_torch(kernel: torch.Tensor) -> torch.Tensor:
+    """:func:`center_of_mass` of a square kernel as a (row, col) tensor on its device."""
+    taps = torch.arange(kernel.shape[0], dtype=kernel.dtype, device=kernel.device)
+    return torch.stack([kernel.sum(1), kernel.sum(0)]) @ taps / kernel.sum()
+
+
+def zeroize_negligible_torch(kernel: torch.Tensor, n: int = 40) -> torch.Tensor:
+    """:func:`zeroize_negligible` on the device. Where NumPy raises KernelError (no positive tap
+    left) the result is NaN: raising would need a host read; ``ZSSRTrainer`` reports it later."""
+    threshold = NEGLIGIBLE_FRACTION * kernel.flatten().topk(n + 1).values[-1] if kernel.numel() > n else 0.0
+    kept = (kernel - threshold).clamp_min(0.0)
+    return kept / kept.sum()
+
+
+# The cubic B-spline's weights of taps floor(x) - 1 .. floor(x) + 2 are [1, f, f^2, f^3] @ this,
+# with f = x - floor(x).
+CUBIC_BSPLINE_BASIS = np.array([[1, 4, 1, 0], [-3, 0, 3, 0], [3, -6, 3, 0], [-1, 3, -3, 1]]) / 6
+
+
+@lru_cache(maxsize=32)
+def _shift_constants(size: int, device: torch.device, dtype: torch.dtype
+                     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """What ``kernel_shift_torch`` needs on a size-tap canvas, made once, then indexed on the device:
+
+    - prefilters (size + 1, size + 2, size): entry n maps the canvas to the spline coefficients of
+      its central n taps (scipy's prefilter, ``mode="constant"``: mirror boundary) on a canvas one
+      tap wider each side, with the mirrored coefficients the interpolation reads past each end;
+      zero where the parity of n and size differs;
+    - the B-spline basis, with a zero weight before and after (for taps out of reach);
+    - offsets (size, size + 2): coefficient index - output tap.
+    """
+    stack = np.zeros((size + 1, size + 2, size))
+    for n in range(size % 2 or 2, size + 1, 2):
+        at = (size - n) // 2
+        prefilter = ndimage.spline_filter1d(np.eye(n), 3, axis=0, mode="constant")
+        stack[n, at + 1:at + n + 1, at:at + n] = prefilter
+        stack[n, at, at:at + n] = prefilter[min(1, n - 1)]  # coefficient -1 mirrors coefficient 1
+        stack[n, at + n + 1, at:at + n] = prefilter[max(n - 2, 0)]  # coefficient n mirrors n - 2
+    basis = np.pad(CUBIC_BSPLINE_BASIS, ((0, 0), (1, 1)))
+    offsets = np.arange(size + 2)[None, :] - np.arange(size)[:, None]
+    return tuple(torch.as_tensor(a, dtype=dtype, device=device) for a in (stack, basis, offsets))
+
+
+def _shift_matrices(shift: torch.Tensor, first: torch.Tensor, last: torch.Tensor, size: int) -> torch.Tensor:
+    """(2, size, size + 2): per axis, spline coefficients (as ``_shift_constants`` places them) ->
+    output taps of ``ndimage.shift(order=3, mode="constant")`` of the array on canvas taps
+    first..last. Output tap i interpolates at x = i - shift: floor(x) = i - ceil(shift), so every
+    tap has the same weights, on coefficients i - ceil(shift) - 1 .. + 2; it is zero outside
+    first..last, as is a point x outside them."""
+    _, basis, offsets = _shift_constants(size, shift.device, shift.dtype)
+    taps = offsets[0, :-2]
+    x = taps - shift[:, None]
+    inside = (x >= first) & (x <= last) & (taps >= first) & (taps <= last)
+    up = shift.ceil()
+    weights = ((up - shift)[:, None] ** torch.arange(4, device=shift.device)) @ basis
+    which = (offsets + up[:, None, None]).long().clamp(-1, 4) + 1  # in range even for a NaN shift
+    return weights.gather(1, which.flatten(1)).view(2, size, size + 2) * inside[..., None]
+
+
+def _widest_pad(size: int, sf: float) -> int:
+    """kernel_shift's padding for the farthest centre of mass a non-negative size-tap kernel has."""
+    target = centred_position(size, sf)
+    return math.ceil(max(target, size - 1 - target)) + 1
+
+
+def kernel_shift_torch(kernel: torch.Tensor, sf: float, side: Optional[torch.Tensor] = None,
+                       max_pad: Optional[int] = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`kernel_shift` of the canvas ``kernel`` (the whole square tensor when ``side`` is
+    None) on the device: (a canvas ``max_pad`` taps wider on each side, the result's side).
+
+    kernel_shift pads by ceil(max |shift|) + 1 and filters the padded array with its own boundary
+    conditions, so the result depends on that size; here the size is a tensor, and the prefilter
+    and the interpolation act on those taps of the canvas: the same result, up to rounding, for
+    any padding up to ``max_pad`` (default: the most a non-negative kernel filling the canvas
+    needs). A kernel needing more is still centred, with the padding capped at ``max_pad``.
+    """
+    size = kernel.shape[0]
+    max_pad = _widest_pad(size, sf) if max_pad is None else max_pad
+    if side is None:
+        side = torch.full((), size, dtype=kernel.dtype, device=kernel.device)
+    # centred_position(side) - centre of mass within the side taps: the same in canvas taps, as
+    # both sit centred on the canvas.
+    shift = centred_position(size, sf) - center_of_mass_torch(kernel)
+    pad = shift.abs().amax().ceil() + 1
+    side = side + 2 * torch.where(pad < max_pad, pad, max_pad)  # max_pad for a NaN kernel too
+    size += 2 * max_pad
+    first = (size - side) / 2
+    last = first + side - 1
+    prefilters = _shift_constants(size, kernel.device, kernel.dtype)[0]
+    # Filter, then shift (separably); the columns of the padding are left out, as it is zero.
+    prefilter = prefilters.index_select(0, side.long().reshape(1))[..., max_pad:size - max_pad]
+    rows, cols = _shift_matrices(shift, first, last, size) @ prefilter
+    return rows @ kernel @ cols.T, side
+
+
+def postprocess_kernel_torch(kernel: torch.Tensor, sf: float, n_filtering: int = 40
+                             ) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`postprocess_kernel` on the device: (canvas, side); a 13x13 kernel gives a 29x29
+    canvas, enough for the farthest centre of mass it may have."""
+    return kernel_shift_torch(zeroize_negligible_torch(kernel, n_filtering), sf)
+
+
+def analytic_x4_kernel_torch(k2: torch.Tensor, side: Optional[torch.Tensor] = None
+                             ) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
+    """``analytic_x4_kernel(k2, crop=True)`` of the canvas ``k2`` on the device: (canvas, side).
+
+    The full convolution (by FFT: a direct one of these sizes is slow on a CPU) is cropped as for a
+    k2 filling the canvas, then zeroed outside what the crop of the ``side``-tap k2 keeps (half
+    its side per side of the full convolution), then renormalised.
+    """
+    n = k2.shape[0]
+    full = 3 * n - 2
+    dilated = k2.new_zeros(2 * n - 1, 2 * n - 1)
+    dilated[::2, ::2] = k2
+    k4 = torch.fft.irfft2(torch.fft.rfft2(dilated, (full, full)) * torch.fft.rfft2(k2, (full, full)), (full, full))
+    k4 = k4[n // 2:full - n // 2, n // 2:full - n // 2]
+    if side is not None:
+        side = 3 * side - 2 - 2 * (side // 2)
+        taps = torch.arange(k4.shape[0], dtype=k4.dtype, device=k4.device)
+        kept = ((taps - (k4.shape[0] - 1) / 2).abs() <= (side - 1) / 2).to(k4.dtype)
+        k4 = k4 * kept[:, None] * kept
+    return k4 / k4.sum(), side
 
 
 def matlab_bicubic_kernel(sf: int) -> np.ndarray:

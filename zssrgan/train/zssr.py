@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 import time
 from contextlib import nullcontext
-from typing import Callable, Mapping, Optional, Protocol, Sequence
+from typing import Callable, Mapping, Optional, Protocol, Sequence, Union
 
 import numpy as np
 import torch
@@ -23,13 +23,16 @@ from torch import nn
 from ..archs.zssr_arch import ZSSRNet
 from ..config import Config, ZSSRConfig, ZSSRVariant
 from ..device import resolve_device, seed_everything
-from ..kernels import analytic_x4_kernel, kernel_shift, validate_kernel
+from ..kernels import KernelError, analytic_x4_kernel, kernel_shift, kernel_shift_torch, validate_kernel
 from ..losses import gradient_weight_map, weighted_l1
 from ..progress import Callback
 from ..resize import imresize_torch
 
 ExtraLoss = Callable[[torch.Tensor], tuple[torch.Tensor, Mapping[str, float]]]
 POLYFIT_MIN_POINTS = 5  # numpy.polyfit(..., 1, cov=True) needs more than deg + 3 points
+# Padding cap when centring a kernel tensor: exact as kernel_shift for moves up to 2 taps (a
+# post-processed kernel, or its analytic x4, moves by about 1 at most).
+DEVICE_CENTRING_PAD = 3
 
 
 class LearningRatePolicy:
@@ -135,6 +138,7 @@ class ZSSRTrainer:
         rows = torch.arange(self.crop, dtype=torch.float32, device=device)
         self._grid_y, self._grid_x = torch.meshgrid(rows, rows, indexing="ij")
 
+        self._kernel_ok: Optional[torch.Tensor] = None  # device kernels' validity, read at reports
         self.set_kernel(kernel)
         self.net = ZSSRNet(cfg.channels, cfg.depth)
         if init_net is None:
@@ -163,19 +167,42 @@ class ZSSRTrainer:
                              "pixels a side")
         return crop
 
-    def set_kernel(self, kernel: Optional[np.ndarray]) -> None:
+    def set_kernel(self, kernel: Union[np.ndarray, torch.Tensor, None], side: Optional[torch.Tensor] = None) -> None:
         """The stage's degradation: a numeric kernel (centred for this sf) or MATLAB bicubic (None).
 
         Centring puts the kernel's centre of mass where MATLAB's bicubic geometry puts an LR pixel
         (half a pixel between HR pixels at x2): the sons then sit where bicubic interpolation
         expects them, the network only learns a small residual, and the output is pixel-aligned
         with a ground truth degraded in that geometry (see ``zssrgan.datasets``).
+
+        A tensor is centred on the device (e2e hands G's kernel every step): a canvas of the
+        ``*_torch`` functions of ``zssrgan.kernels`` with its ``side``, or a whole kernel. Its
+        values are validated at the next report, when the host reads the device anyway.
         """
         if kernel is None:
             self.kernel = None
-            return
-        centred = kernel_shift(validate_kernel(kernel), self.sf)
-        self.kernel = torch.as_tensor(centred, dtype=torch.float32, device=self.device)
+        elif isinstance(kernel, torch.Tensor):
+            self._set_kernel_tensor(kernel, side)
+        else:
+            centred = kernel_shift(validate_kernel(kernel), self.sf)
+            self.kernel = torch.as_tensor(centred, dtype=torch.float32, device=self.device)
+
+    def _set_kernel_tensor(self, kernel: torch.Tensor, side: Optional[torch.Tensor]) -> None:
+        if kernel.ndim != 2 or kernel.shape[0] != kernel.shape[1] or not kernel.is_floating_point():
+            raise KernelError(f"a kernel tensor must be a square float matrix, got {kernel.dtype} of shape "
+                              f"{tuple(kernel.shape)}")
+        kernel = kernel.detach().to(self.device, torch.float64)
+        ok = torch.isfinite(kernel).all() & (kernel.sum() > 0)
+        self._kernel_ok = ok if self._kernel_ok is None else self._kernel_ok & ok
+        self.kernel = kernel_shift_torch(kernel, self.sf, side, DEVICE_CENTRING_PAD)[0].float()
+
+    def check_kernel(self) -> None:
+        """Raise KernelError if a kernel tensor set since the last check was not finite or had no
+        positive sum (what ``validate_kernel`` rejects). Waits for the device."""
+        ok, self._kernel_ok = self._kernel_ok, None
+        if ok is not None and not bool(ok):
+            raise KernelError("a kernel set on the device (G's, in e2e ZSSRGAN) is not finite or has no positive "
+                              "sum, e.g. no tap left after removing negligible values")
 
     @property
     def finished(self) -> bool:
@@ -276,6 +303,7 @@ class ZSSRTrainer:
 
         step = self.iteration
         if step % self.cfg.test_every == 0:
+            self.check_kernel()
             rec_mse = self.reconstruction_mse()
             self.policy.record(step, rec_mse)
             values.update(loss_l1=float(self._l1_sum) / self._l1_count, rec_mse=rec_mse)
@@ -305,6 +333,7 @@ class ZSSRTrainer:
         """SR of the stage input (HxWx3 float32 in [0, 1]): the network on each of the 8
         rotations/flips (self-ensemble) or on the input alone, each output back-projected, their
         median, back-projected again (as published, also with a single output)."""
+        self.check_kernel()
         self.net.eval()
         out_shape = tuple(math.ceil(n * self.sf) for n in self.input.shape[2:])
         outputs = []

@@ -28,7 +28,7 @@ from torch import nn
 from ..archs.kernelgan_arch import Discriminator
 from ..config import Config, KernelGANConfig
 from ..device import resolve_device
-from ..kernels import analytic_x4_kernel, postprocess_kernel
+from ..kernels import analytic_x4_kernel_torch, postprocess_kernel, postprocess_kernel_torch
 from ..losses import adversarial_l1
 from ..progress import Callback
 from ..results import KernelEstimate
@@ -223,10 +223,11 @@ class Adversary:
 
     def _use_current_kernel(self) -> None:
         """ZSSR's kernel for this stage from G's current one: post-processed (and centred) x2, or its
-        analytic x4 (the trainer centres kernels for its scale factor)."""
+        analytic x4 (the trainer centres kernels for its scale factor). All on the device, as
+        ``postprocess_kernel`` would give it: this runs every step."""
         kg = self.kernelgan
-        k2 = postprocess_kernel(kg.current_kernel().double().cpu().numpy(), 2, kg.cfg.n_filtering)
-        self.trainer.set_kernel(k2 if self.sf == 2 else analytic_x4_kernel(k2, crop=True))
+        k2, side = postprocess_kernel_torch(kg.current_kernel().double(), 2, kg.cfg.n_filtering)
+        self.trainer.set_kernel(*((k2, side) if self.sf == 2 else analytic_x4_kernel_torch(k2, side)))
 
 
 def make_adversary(lr: np.ndarray, cfg: Config, mode: str, estimate: Optional[KernelEstimate] = None, *,
