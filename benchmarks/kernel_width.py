@@ -1,0 +1,106 @@
+"""Why KernelGAN-based methods lose to ``zssr`` on bicubic-degraded images: kernel width.
+
+For each classic image (centre crop, x2, degraded as ``methods_quick.py`` does): the width of
+KernelGAN's estimate next to the true kernel's, for MATLAB bicubic and for the image's DIV2KRK
+kernel; the width the bicubic LR image's own cross-scale statistics point to; and what ZSSR (the
+post-KernelGAN configuration) scores on the bicubic LR image with isotropic Gaussians of several
+widths, beside ``zssr`` and ``kernelgan-zssr``.
+Width: the per-axis standard deviation of the kernel's positive part (sigma for a Gaussian).
+Prints a table and writes benchmarks/out/kernel_width.json.
+
+    .venv/bin/python benchmarks/kernel_width.py --threads 1 [--images bird,baby,woman]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+
+import numpy as np
+
+from methods_quick import CLASSIC, HERE, centre_crop, degradations
+from zssrgan.config import apply_overrides, preset
+from zssrgan.device import device_name, resolve_device, set_threads
+from zssrgan.io import load_image
+from zssrgan.kernels import isotropic_gaussian, kernel_shift
+from zssrgan.methods import run_method
+from zssrgan.metrics import evaluate, kernel_error, rgb2y
+from zssrgan.resize import imresize
+from zssrgan.train.kernelgan import estimate_kernel
+
+OUT = HERE / "out" / "kernel_width.json"
+
+
+def kernel_width(kernel: np.ndarray) -> float:
+    """Per-axis standard deviation of the kernel's positive part around its centre of mass."""
+    k = np.clip(kernel, 0.0, None)
+    k = k / k.sum()
+    rows, cols = np.mgrid[:k.shape[0], :k.shape[1]]
+    cy, cx = (k * rows).sum(), (k * cols).sum()
+    return float(np.sqrt((k * ((rows - cy) ** 2 + (cols - cx) ** 2)).sum() / 2))
+
+
+def band_ratio(img: np.ndarray) -> float:
+    """Energy of the upper half-band (0.25-0.5 cycles/px) over the band below it (Y channel)."""
+    y = rgb2y(img)
+    y = (y - y.mean()) * np.outer(np.hanning(y.shape[0]), np.hanning(y.shape[1]))
+    power = np.abs(np.fft.fft2(y)) ** 2
+    radius = np.hypot(*np.meshgrid(np.fft.fftfreq(y.shape[0]), np.fft.fftfreq(y.shape[1]), indexing="ij"))
+    return float(power[(radius > 0.25) & (radius <= 0.5)].sum() / power[(radius > 0.125) & (radius <= 0.25)].sum())
+
+
+def cross_scale_sigma(lr: np.ndarray) -> float:
+    """The Gaussian sigma whose x2 downscale of ``lr`` keeps ``lr``'s band ratio: the kernel that
+    makes the image look alike across scales, which is what KernelGAN's discriminator judges
+    (a coarse cue; searched over 0.4-2.5, so 0.4 reads "0.4 or less")."""
+    target = band_ratio(lr)
+    sigmas = np.linspace(0.4, 2.5, 43)
+    ratios = [band_ratio(imresize(lr, scale=0.5, kernel=kernel_shift(isotropic_gaussian(13, s), 2))) for s in sigmas]
+    return float(np.interp(target, ratios[::-1], sigmas[::-1]))  # the ratio falls as sigma grows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--images", default="bird,baby,woman")
+    parser.add_argument("--size", type=int, default=200, help="HR crop side (default 200)")
+    parser.add_argument("--sigmas", default="0.6,0.8,1.0,1.2,1.4", help="Gaussian widths given to ZSSR")
+    parser.add_argument("--preset", default="quick")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    args = parser.parse_args()
+    cfg = apply_overrides(preset(args.preset), args.overrides)
+    if args.threads:
+        set_threads(args.threads)
+    sigmas = [float(s) for s in args.sigmas.split(",")]
+    rows = []
+    for name in args.images.split(","):
+        hr = centre_crop(load_image(CLASSIC / f"{name}.png"), args.size)
+        degraded = degradations(hr, name)
+        lr, bicubic = degraded["bicubic"]
+        estimate = estimate_kernel(lr, scale=2, cfg=cfg)
+        div2krk_lr, div2krk = degraded["div2krk"]
+        div2krk_estimate = estimate_kernel(div2krk_lr, scale=2, cfg=cfg).kernels[2]
+
+        def score(method: str, kernel: np.ndarray | None = None) -> float:
+            result = run_method(method, lr, 2, cfg, kernels=None if kernel is None else {2: kernel},
+                                estimate=estimate if method == "kernelgan-zssr" else None)
+            return evaluate(result.sr, lr, 2, gt=hr)["psnr_y"]
+
+        row = {"image": name, "true_width": kernel_width(bicubic), "kernelgan_width": kernel_width(estimate.kernels[2]),
+               "kernel_error": kernel_error(estimate.kernels[2], bicubic), "cross_scale_sigma": cross_scale_sigma(lr),
+               "div2krk_true_width": kernel_width(div2krk), "div2krk_kernelgan_width": kernel_width(div2krk_estimate),
+               "zssr": score("zssr"), "kernelgan-zssr": score("kernelgan-zssr"),
+               "gaussian": {s: score("zssr-oracle", isotropic_gaussian(13, s)) for s in sigmas}}
+        rows.append(row)
+        print(f"{name:9s} width: bicubic {row['true_width']:.2f}, KernelGAN {row['kernelgan_width']:.2f} "
+              f"(error {row['kernel_error']:.3f}); DIV2KRK kernel {row['div2krk_true_width']:.2f}, KernelGAN "
+              f"{row['div2krk_kernelgan_width']:.2f}; cross-scale sigma {row['cross_scale_sigma']:.2f} | PSNR-Y: "
+              f"zssr {row['zssr']:.2f}, kernelgan-zssr {row['kernelgan-zssr']:.2f}, ZSSR with Gaussian "
+              + ", ".join(f"{s:g}: {p:.2f}" for s, p in row["gaussian"].items()), flush=True)
+    OUT.parent.mkdir(parents=True, exist_ok=True)
+    OUT.write_text(json.dumps({"preset": args.preset, "overrides": args.overrides, "threads": args.threads,
+                               "hardware": device_name(resolve_device(cfg.device)), "rows": rows}, indent=1))
+    print(f"wrote {OUT}")
+
+
+if __name__ == "__main__":
+    main()
