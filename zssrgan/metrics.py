@@ -67,16 +67,21 @@ def ssim(img: np.ndarray, ref: np.ndarray, crop_border: int = 0, test_y_channel:
     ))
 
 
+def _centre_pad(k: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """``k`` zero-padded to ``shape``, centred (the extra tap of an odd margin after it)."""
+    out = np.zeros(shape)
+    top, left = (shape[0] - k.shape[0]) // 2, (shape[1] - k.shape[1]) // 2
+    out[top:top + k.shape[0], left:left + k.shape[1]] = k
+    return out
+
+
 def _on_canvas(kernel: np.ndarray, size: int) -> np.ndarray:
     """Clip, normalise, centre on a size x size canvas, move the centre of mass to the canvas centre
     (cubic spline), clip and normalise again."""
     k = np.clip(np.asarray(kernel, dtype=np.float64), 0.0, None)
     if k.ndim != 2 or k.sum() <= 0:
         raise ValueError(f"a kernel must be a 2-D array with positive mass, got shape {k.shape}")
-    k /= k.sum()
-    canvas = np.zeros((size, size))
-    top, left = (size - k.shape[0]) // 2, (size - k.shape[1]) // 2
-    canvas[top:top + k.shape[0], left:left + k.shape[1]] = k
+    canvas = _centre_pad(k / k.sum(), (size, size))
     centre = (size - 1) / 2.0
     canvas = ndimage.shift(canvas, np.array([centre, centre]) - ndimage.center_of_mass(canvas), order=3)
     canvas = np.clip(canvas, 0.0, None)
@@ -93,13 +98,6 @@ def kernel_error(estimate: np.ndarray, truth: np.ndarray) -> float:
     size += 1 - size % 2  # odd: the centre is a pixel
     est, ref = _on_canvas(estimate, size), _on_canvas(truth, size)
     return float(np.linalg.norm(est - ref) / np.linalg.norm(ref))
-
-
-def _centre_pad(k: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    out = np.zeros(shape)
-    top, left = (shape[0] - k.shape[0]) // 2, (shape[1] - k.shape[1]) // 2
-    out[top:top + k.shape[0], left:left + k.shape[1]] = k
-    return out
 
 
 def kernel_psnr(estimate: np.ndarray, truth: np.ndarray) -> float:
