@@ -5,7 +5,8 @@ KernelGAN's estimate next to the true kernel's, for MATLAB bicubic and for the i
 kernel; the width the bicubic LR image's own cross-scale statistics point to; and what ZSSR (the
 post-KernelGAN configuration) scores on the bicubic LR image with isotropic Gaussians of several
 widths, beside ``zssr`` and ``kernelgan-zssr``.
-Width: the per-axis standard deviation of the kernel's positive part (sigma for a Gaussian).
+Width: the RMS of the two axes' standard deviations of the kernel's positive part (sigma for an
+isotropic Gaussian).
 Prints a table and writes benchmarks/out/kernel_width.json.
 
     .venv/bin/python benchmarks/kernel_width.py --threads 1 [--images bird,baby,woman]
@@ -31,7 +32,8 @@ OUT = HERE / "out" / "kernel_width.json"
 
 
 def kernel_width(kernel: np.ndarray) -> float:
-    """Per-axis standard deviation of the kernel's positive part around its centre of mass."""
+    """RMS of the two axes' standard deviations of the kernel's positive part (sigma for an
+    isotropic Gaussian)."""
     k = np.clip(kernel, 0.0, None)
     k = k / k.sum()
     rows, cols = np.mgrid[:k.shape[0], :k.shape[1]]
@@ -55,7 +57,9 @@ def cross_scale_sigma(lr: np.ndarray) -> float:
     target = band_ratio(lr)
     sigmas = np.linspace(0.4, 2.5, 43)
     ratios = [band_ratio(imresize(lr, scale=0.5, kernel=kernel_shift(isotropic_gaussian(13, s), 2))) for s in sigmas]
-    return float(np.interp(target, ratios[::-1], sigmas[::-1]))  # the ratio falls as sigma grows
+    if np.any(np.diff(ratios) >= 0):
+        raise RuntimeError("the band ratio did not fall steadily with sigma; the search assumes it does")
+    return float(np.interp(target, ratios[::-1], sigmas[::-1]))
 
 
 def main() -> None:
@@ -98,6 +102,7 @@ def main() -> None:
               + ", ".join(f"{s:g}: {p:.2f}" for s, p in row["gaussian"].items()), flush=True)
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(json.dumps({"preset": args.preset, "overrides": args.overrides, "threads": args.threads,
+                               "size": args.size, "sigmas": sigmas,
                                "hardware": device_name(resolve_device(cfg.device)), "rows": rows}, indent=1))
     print(f"wrote {OUT}")
 

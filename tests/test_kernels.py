@@ -6,12 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-from zssrgan.kernels import (KernelError, analytic_x4_kernel, analytic_x4_kernel_torch, anisotropic_gaussian,
+from zssrgan.kernels import (RECENTRING_PAD, KernelError, analytic_x4_kernel, analytic_x4_kernel_torch, anisotropic_gaussian,
                              center_of_mass, isotropic_gaussian, kernel_shift, kernel_shift_torch,
                              matlab_bicubic_kernel, postprocess_kernel, postprocess_kernel_torch,
                              sample_div2krk_kernel, validate_kernel, zeroize_negligible, zeroize_negligible_torch)
 from zssrgan.resize import imresize, imresize_torch
-from zssrgan.train.zssr import DEVICE_CENTRING_PAD
 
 VECTORS = np.load(Path(__file__).parent / "data" / "imresize_vectors.npz")
 
@@ -124,13 +123,13 @@ def test_device_post_processing_is_numpys_on_a_canvas(name):
     assert name != "corner" or int(side) == 29  # the farthest centre of mass fills the canvas
     np.testing.assert_allclose(canvas.numpy(), on_canvas(k2, canvas), rtol=0, atol=1e-12)
     # what ZSSR's trainer then does with it: centre for x2, or centre the analytic x4 for x4
-    centred, centred_side = kernel_shift_torch(canvas, 2, side, DEVICE_CENTRING_PAD)
+    centred, centred_side = kernel_shift_torch(canvas, 2, side, RECENTRING_PAD)
     expected = kernel_shift(k2, 2)
     assert int(centred_side) == expected.shape[0]
     np.testing.assert_allclose(centred.numpy(), on_canvas(expected, centred), rtol=0, atol=1e-12)
     k4, k4_side = analytic_x4_kernel_torch(canvas, side)
     np.testing.assert_allclose(k4.numpy(), on_canvas(analytic_x4_kernel(k2, crop=True), k4), rtol=0, atol=1e-12)
-    centred, centred_side = kernel_shift_torch(k4, 4, k4_side, DEVICE_CENTRING_PAD)
+    centred, centred_side = kernel_shift_torch(k4, 4, k4_side, RECENTRING_PAD)
     expected = kernel_shift(analytic_x4_kernel(k2, crop=True), 4)
     assert centred.shape == (63, 63) and int(centred_side) == expected.shape[0]
     np.testing.assert_allclose(centred.numpy(), on_canvas(expected, centred), rtol=0, atol=1e-12)
@@ -167,9 +166,9 @@ def test_device_post_processing_never_reads_the_device():
     a tensor used as a Python index) raises. The output sizes cannot depend on the data either."""
     raw = torch.empty(13, 13, dtype=torch.float64, device="meta")
     k2, side = postprocess_kernel_torch(raw, 2)
-    centred, _ = kernel_shift_torch(k2, 2, side, DEVICE_CENTRING_PAD)
+    centred, _ = kernel_shift_torch(k2, 2, side, RECENTRING_PAD)
     k4, k4_side = analytic_x4_kernel_torch(k2, side)
-    centred4, _ = kernel_shift_torch(k4, 4, k4_side, DEVICE_CENTRING_PAD)
+    centred4, _ = kernel_shift_torch(k4, 4, k4_side, RECENTRING_PAD)
     assert (k2.shape, centred.shape, k4.shape, centred4.shape) == ((29, 29), (35, 35), (57, 57), (63, 63))
     with pytest.raises(RuntimeError, match="meta"):
         float(side)

@@ -148,6 +148,18 @@ def test_an_unusable_kernel_tensor_is_reported_at_the_next_report():
         trainer.step()
 
 
+def test_kernel_tensors_are_validated_as_used():
+    """The check looks at the centred kernel ZSSR degrades with: a side that does not fit the
+    canvas (wrong parity) leaves nothing, and is reported; a NumPy kernel takes no side."""
+    trainer = trainer_for(ground_truth(size=64), small_config())
+    canvas = torch.nn.functional.pad(torch.as_tensor(KERNEL), [3] * 4)  # 17 taps
+    trainer.set_kernel(canvas, torch.tensor(12.0, dtype=torch.float64))
+    with pytest.raises(KernelError, match="not finite or has no positive sum"):
+        trainer.check_kernel()
+    with pytest.raises(KernelError, match="side"):
+        trainer.set_kernel(KERNEL, torch.tensor(11.0))
+
+
 def test_original_configuration_augments_fathers_without_losing_them_to_black_borders():
     lr = ground_truth(size=64)
     cfg = small_config()

@@ -138,7 +138,7 @@ def zeroize_negligible_torch(kernel: torch.Tensor, n: int = 40) -> torch.Tensor:
 
 # The cubic B-spline's weights of taps floor(x) - 1 .. floor(x) + 2 are [1, f, f^2, f^3] @ this,
 # with f = x - floor(x).
-CUBIC_BSPLINE_BASIS = np.array([[1, 4, 1, 0], [-3, 0, 3, 0], [3, -6, 3, 0], [-1, 3, -3, 1]]) / 6
+_CUBIC_BSPLINE_BASIS = np.array([[1, 4, 1, 0], [-3, 0, 3, 0], [3, -6, 3, 0], [-1, 3, -3, 1]]) / 6
 
 
 @lru_cache(maxsize=32)
@@ -160,7 +160,7 @@ def _shift_constants(size: int, device: torch.device, dtype: torch.dtype
         stack[n, at + 1:at + n + 1, at:at + n] = prefilter
         stack[n, at, at:at + n] = prefilter[min(1, n - 1)]  # coefficient -1 mirrors coefficient 1
         stack[n, at + n + 1, at:at + n] = prefilter[max(n - 2, 0)]  # coefficient n mirrors n - 2
-    basis = np.pad(CUBIC_BSPLINE_BASIS, ((0, 0), (1, 1)))
+    basis = np.pad(_CUBIC_BSPLINE_BASIS, ((0, 0), (1, 1)))
     offsets = np.arange(size + 2)[None, :] - np.arange(size)[:, None]
     return tuple(torch.as_tensor(a, dtype=dtype, device=device) for a in (stack, basis, offsets))
 
@@ -181,6 +181,11 @@ def _shift_matrices(shift: torch.Tensor, first: torch.Tensor, last: torch.Tensor
     return weights.gather(1, which.flatten(1)).view(2, size, size + 2) * inside[..., None]
 
 
+# Padding when ZSSR centres a post-processed canvas for its scale factor: exact as kernel_shift for
+# moves up to 2 taps (a post-processed kernel, or its analytic x4, moves by about 1 at most).
+RECENTRING_PAD = 3
+
+
 def _widest_pad(size: int, sf: float) -> int:
     """kernel_shift's padding for the farthest centre of mass a non-negative size-tap kernel has."""
     target = centred_position(size, sf)
@@ -196,7 +201,8 @@ def kernel_shift_torch(kernel: torch.Tensor, sf: float, side: Optional[torch.Ten
     conditions, so the result depends on that size; here the size is a tensor, and the prefilter
     and the interpolation act on those taps of the canvas: the same result, up to rounding, for
     any padding up to ``max_pad`` (default: the most a non-negative kernel filling the canvas
-    needs). A kernel needing more is still centred, with the padding capped at ``max_pad``.
+    needs). A kernel needing more is shifted within ``max_pad``: the mass moved past it is lost and
+    the result is only roughly centred.
     """
     size = kernel.shape[0]
     max_pad = _widest_pad(size, sf) if max_pad is None else max_pad

@@ -166,7 +166,9 @@ class KernelGANTrainer:
         self.opt_g.zero_grad(set_to_none=True)
         total.backward(inputs=list(self.G.parameters()))  # D's weight gradients are not needed here
         self.opt_g.step()
-        if self._similar_since is None:  # the schedule's test, relative to the target's energy
+        # the schedule's test, relative to the target's energy (``_similar_since``, not the property:
+        # that would read the device every step)
+        if self._similar_since is None:
             self.record_bicubic(i, (terms["bicubic"] / target.square().mean()).detach())
         return {"loss_g": loss_adv.detach(), "loss_g_total": total.detach(),
                 **{f"loss_{name}": term.detach() for name, term in terms.items()}}
@@ -237,8 +239,10 @@ class KernelGANTrainer:
             for opt in (self.opt_g, self.opt_d):
                 for group in opt.param_groups:
                     group["lr"] *= cfg.lr_gamma
+        # weights change only at multiples of lambda_every, once G is bicubic-like, and (as
+        # published) not at the step that passed the test
         if i % self.lambda_every or not self.similar_to_bicubic or self._similar_since >= i:
-            return  # (published: no decay at the step that passes the test)
+            return
         if self.lambdas["bicubic"] > cfg.bicubic_floor:
             self.lambdas["bicubic"] = max(self.lambdas["bicubic"] / cfg.bicubic_decay, cfg.bicubic_floor)
             if not self._constraints_added and self.lambdas["bicubic"] < cfg.bicubic_switch:

@@ -23,16 +23,14 @@ from torch import nn
 from ..archs.zssr_arch import ZSSRNet
 from ..config import Config, ZSSRConfig, ZSSRVariant
 from ..device import resolve_device, seed_everything
-from ..kernels import KernelError, analytic_x4_kernel, kernel_shift, kernel_shift_torch, validate_kernel
+from ..kernels import (RECENTRING_PAD, KernelError, analytic_x4_kernel, kernel_shift, kernel_shift_torch,
+                       validate_kernel)
 from ..losses import gradient_weight_map, weighted_l1
 from ..progress import Callback
 from ..resize import imresize_torch
 
 ExtraLoss = Callable[[torch.Tensor], tuple[torch.Tensor, Mapping[str, float]]]
 POLYFIT_MIN_POINTS = 5  # numpy.polyfit(..., 1, cov=True) needs more than deg + 3 points
-# Padding cap when centring a kernel tensor: exact as kernel_shift for moves up to 2 taps (a
-# post-processed kernel, or its analytic x4, moves by about 1 at most).
-DEVICE_CENTRING_PAD = 3
 
 
 class LearningRatePolicy:
@@ -176,14 +174,16 @@ class ZSSRTrainer:
         with a ground truth degraded in that geometry (see ``zssrgan.datasets``).
 
         A tensor is centred on the device (e2e hands G's kernel every step): a canvas of the
-        ``*_torch`` functions of ``zssrgan.kernels`` with its ``side``, or a whole kernel. Its
-        values are validated at the next report, when the host reads the device anyway.
+        ``*_torch`` functions of ``zssrgan.kernels`` with its ``side``, or a whole kernel. The
+        centred kernel is validated at the next report, when the host reads the device anyway.
         """
         if kernel is None:
             self.kernel = None
         elif isinstance(kernel, torch.Tensor):
             self._set_kernel_tensor(kernel, side)
         else:
+            if side is not None:
+                raise KernelError("side describes a kernel tensor's canvas; a NumPy kernel is used whole")
             centred = kernel_shift(validate_kernel(kernel), self.sf)
             self.kernel = torch.as_tensor(centred, dtype=torch.float32, device=self.device)
 
@@ -192,9 +192,11 @@ class ZSSRTrainer:
             raise KernelError(f"a kernel tensor must be a square float matrix, got {kernel.dtype} of shape "
                               f"{tuple(kernel.shape)}")
         kernel = kernel.detach().to(self.device, torch.float64)
-        ok = torch.isfinite(kernel).all() & (kernel.sum() > 0)
+        # a canvas moves by at most a tap or two; a whole kernel gets the padding any shift needs
+        centred = kernel_shift_torch(kernel, self.sf, side, None if side is None else RECENTRING_PAD)[0]
+        ok = torch.isfinite(centred).all() & (centred.sum() > 0)  # what is used, not what was given
         self._kernel_ok = ok if self._kernel_ok is None else self._kernel_ok & ok
-        self.kernel = kernel_shift_torch(kernel, self.sf, side, DEVICE_CENTRING_PAD)[0].float()
+        self.kernel = centred.float()
 
     def check_kernel(self) -> None:
         """Raise KernelError if a kernel tensor set since the last check was not finite or had no

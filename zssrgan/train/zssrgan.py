@@ -226,8 +226,10 @@ class Adversary:
         analytic x4 (the trainer centres kernels for its scale factor). All on the device, as
         ``postprocess_kernel`` would give it: this runs every step."""
         kg = self.kernelgan
-        k2, side = postprocess_kernel_torch(kg.current_kernel().double(), 2, kg.cfg.n_filtering)
-        self.trainer.set_kernel(*((k2, side) if self.sf == 2 else analytic_x4_kernel_torch(k2, side)))
+        kernel, side = postprocess_kernel_torch(kg.current_kernel().double(), 2, kg.cfg.n_filtering)
+        if self.sf == 4:
+            kernel, side = analytic_x4_kernel_torch(kernel, side)
+        self.trainer.set_kernel(kernel, side)
 
 
 def make_adversary(lr: np.ndarray, cfg: Config, mode: str, estimate: Optional[KernelEstimate] = None, *,
