@@ -4,7 +4,8 @@ For each classic image (centre crop, x2, degraded as ``methods_quick.py`` does):
 KernelGAN's estimate next to the true kernel's, for MATLAB bicubic and for the image's DIV2KRK
 kernel; the width the bicubic LR image's own cross-scale statistics point to; and what ZSSR (the
 post-KernelGAN configuration) scores on the bicubic LR image with isotropic Gaussians of several
-widths, beside ``zssr`` and ``kernelgan-zssr``.
+widths, beside ``zssr`` and ``kernelgan-zssr``; and, after KernelGAN's run on the bicubic LR image,
+its discriminator's verdict on the image downscaled with Gaussians of those widths.
 Width: the RMS of the two axes' standard deviations of the kernel's positive part (sigma for an
 isotropic Gaussian).
 Prints a table and writes benchmarks/out/kernel_width.json.
@@ -17,6 +18,7 @@ import argparse
 import json
 
 import numpy as np
+import torch
 
 from methods_quick import CLASSIC, HERE, centre_crop, degradations
 from zssrgan.config import apply_overrides, preset
@@ -26,7 +28,8 @@ from zssrgan.kernels import isotropic_gaussian, kernel_shift
 from zssrgan.methods import run_method
 from zssrgan.metrics import evaluate, kernel_error, rgb2y
 from zssrgan.resize import imresize
-from zssrgan.train.kernelgan import estimate_kernel
+from zssrgan.archs.kernelgan_arch import generate
+from zssrgan.train.kernelgan import KernelGANTrainer, estimate_kernel
 
 OUT = HERE / "out" / "kernel_width.json"
 
@@ -62,6 +65,22 @@ def cross_scale_sigma(lr: np.ndarray) -> float:
     return float(np.interp(target, ratios[::-1], sigmas[::-1]))
 
 
+def discriminator_scores(trainer: KernelGANTrainer, sigmas: list[float], steps: int = 200) -> dict:
+    """D's mean output (1 = real) on real crops and on G's input crops downscaled by isotropic
+    Gaussians of each sigma, over ``steps`` of the run's crops: does D's verdict depend on the kernel?"""
+    real, fake = [], {s: [] for s in sigmas}
+    kernels = {s: torch.as_tensor(isotropic_gaussian(13, s), dtype=torch.float32, device=trainer.device)
+               for s in sigmas}
+    with torch.no_grad():
+        for i in range(steps):
+            crops = trainer.g_input(i)[0]
+            for s, kernel in kernels.items():
+                values = trainer.d_loss(i, trainer.to_discriminator(generate(crops, kernel)))
+                fake[s].append(float(values["loss_d_fake"]))  # mean D(fake): 0 = judged fake
+            real.append(1.0 - float(values["loss_d_real"]))
+    return {"real": float(np.mean(real)), "fake": {s: float(np.mean(v)) for s, v in fake.items()}}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", default="bird,baby,woman")
@@ -80,7 +99,10 @@ def main() -> None:
         hr = centre_crop(load_image(CLASSIC / f"{name}.png"), args.size)
         degraded = degradations(hr, name)
         lr, bicubic = degraded["bicubic"]
-        estimate = estimate_kernel(lr, scale=2, cfg=cfg)
+        trainer = KernelGANTrainer(lr, cfg.kernelgan, device=resolve_device(cfg.device),
+                                   rng=np.random.default_rng(cfg.seed), real=cfg.real)
+        trainer.train()
+        estimate = trainer.estimate()
         div2krk_lr, div2krk = degraded["div2krk"]
         div2krk_estimate = estimate_kernel(div2krk_lr, scale=2, cfg=cfg).kernels[2]
 
@@ -93,13 +115,16 @@ def main() -> None:
                "kernel_error": kernel_error(estimate.kernels[2], bicubic), "cross_scale_sigma": cross_scale_sigma(lr),
                "div2krk_true_width": kernel_width(div2krk), "div2krk_kernelgan_width": kernel_width(div2krk_estimate),
                "zssr": score("zssr"), "kernelgan-zssr": score("kernelgan-zssr"),
-               "gaussian": {s: score("zssr-oracle", isotropic_gaussian(13, s)) for s in sigmas}}
+               "gaussian": {s: score("zssr-oracle", isotropic_gaussian(13, s)) for s in sigmas},
+               "discriminator": discriminator_scores(trainer, sigmas)}
         rows.append(row)
         print(f"{name:9s} width: bicubic {row['true_width']:.2f}, KernelGAN {row['kernelgan_width']:.2f} "
               f"(error {row['kernel_error']:.3f}); DIV2KRK kernel {row['div2krk_true_width']:.2f}, KernelGAN "
               f"{row['div2krk_kernelgan_width']:.2f}; cross-scale sigma {row['cross_scale_sigma']:.2f} | PSNR-Y: "
               f"zssr {row['zssr']:.2f}, kernelgan-zssr {row['kernelgan-zssr']:.2f}, ZSSR with Gaussian "
-              + ", ".join(f"{s:g}: {p:.2f}" for s, p in row["gaussian"].items()), flush=True)
+              + ", ".join(f"{s:g}: {p:.2f}" for s, p in row["gaussian"].items())
+              + f" | D: real crops {row['discriminator']['real']:.3f}, downscaled with sigma "
+              + ", ".join(f"{s:g}: {p:.3f}" for s, p in row["discriminator"]["fake"].items()), flush=True)
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(json.dumps({"preset": args.preset, "overrides": args.overrides, "threads": args.threads,
                                "size": args.size, "sigmas": sigmas,
