@@ -209,4 +209,12 @@ def test_validate_kernel_names_source_and_problem(kernel, problem):
 
 
 def test_validate_kernel_returns_float64():
-    assert validate_kernel([[1, 2], [3, 4]]).dtype == np.float64
+    assert validate_kernel([[0.1, 0.2], [0.3, 0.4]]).dtype == np.float64
+
+
+def test_a_kernel_not_summing_to_one_is_normalised_with_a_warning():
+    bright = np.clip(matlab_bicubic_kernel(2), 0.0, None)  # negative lobes cut: sums to about 1.2
+    with pytest.warns(UserWarning, match="not 1; it is normalised"):
+        kernel = validate_kernel(bright, "k.npy")
+    assert kernel.sum() == pytest.approx(1.0)
+    np.testing.assert_allclose(kernel * bright.sum(), bright)
