@@ -6,8 +6,9 @@ ending in the report. Prints the per-method table and writes benchmarks/out/qual
     .venv/bin/python benchmarks/quality.py --data /path/to/DIV2KRK --scales 2,4 --preset paper
 
 ``--make-from`` degrades a folder of HR images into the DIV2KRK layout first (``--protocol``);
-``--data`` takes a finished DIV2KRK-layout folder (or a folder of LR photos). ``--images N`` keeps
-the first N images; ``--size PX`` centre-crops the HR images first (quick checks only).
+``--data`` takes a finished DIV2KRK-layout folder (or a folder of LR photos). ``--names a,b``
+keeps the images of those names, ``--images N`` the first N; ``--size PX`` centre-crops the HR
+images first (quick checks only).
 """
 from __future__ import annotations
 
@@ -52,6 +53,7 @@ def add_dataset_arguments(parser: argparse.ArgumentParser, images: int | None, f
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument("--methods", default=",".join(METHODS), help="methods (default: all)")
     parser.add_argument("--images", type=int, default=images, metavar="N", help="use the first N images")
+    parser.add_argument("--names", default=None, help="comma-separated image names to use (default: all)")
     parser.add_argument("--size", type=int, default=None, metavar="PX",
                         help="centre-crop the HR images of --make-from to PX (quick checks)")
     parser.add_argument("--workers", type=int, default=None, help="parallel jobs (default: all cores / GPUs)")
@@ -66,21 +68,33 @@ def _centre_crop(path: Path, size: int | None, dest: Path) -> None:
     save_image(dest / f"{path.stem}.png", image)
 
 
+def select(items: list, args: argparse.Namespace) -> list:
+    """The images named by ``--names`` (all by default), then the first ``--images`` of them."""
+    if args.names:
+        wanted = args.names.split(",")
+        missing = sorted(set(wanted) - {item.name for item in items})
+        if missing:
+            raise SystemExit(f"no image named {', '.join(missing)}; there are: "
+                             f"{', '.join(item.name for item in items)}")
+        items = [item for item in items if item.name in wanted]
+    return items[:args.images]
+
+
 def prepare_dataset(args: argparse.Namespace, work: Path, scales: tuple[int, ...]) -> Path:
     """The benchmark's data folder: a subset copy of ``--data``, or ``--make-from`` degraded."""
     if args.data:
         data = Path(args.data)
-        if args.images is None or data.is_file():
+        if (args.images is None and not args.names) or data.is_file():
             return data
         for scale in scales:  # the first N images with their ground truth and kernels, same layout
-            for item in discover(data, scale)[:args.images]:
+            for item in select(discover(data, scale), args):
                 for path in (item.lr_path, item.gt_path, *item.kernel_paths.values()):
                     if path is not None:
                         target = work / "data" / path.relative_to(data)
                         target.parent.mkdir(parents=True, exist_ok=True)
                         shutil.copy2(path, target)
         return work / "data"
-    sources = discover(args.make_from, min(scales))[:args.images]
+    sources = select(discover(args.make_from, min(scales)), args)
     (work / "src").mkdir()
     for item in sources:
         _centre_crop(item.lr_path, args.size, work / "src")
