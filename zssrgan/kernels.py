@@ -127,7 +127,8 @@ def postprocess_kernel(kernel: np.ndarray, sf: float, n_filtering: int = 40) -> 
 def center_of_mass_torch(kernel: torch.Tensor) -> torch.Tensor:
     """:func:`center_of_mass` of a square kernel as a (row, col) tensor on its device."""
     taps = torch.arange(kernel.shape[0], dtype=kernel.dtype, device=kernel.device)
-    return torch.stack([kernel.sum(1), kernel.sum(0)]) @ taps / kernel.sum()
+    total = kernel.sum()
+    return torch.stack([kernel.sum(1) @ taps / total, kernel.sum(0) @ taps / total])
 
 
 def zeroize_negligible_torch(kernel: torch.Tensor, n: int = 40) -> torch.Tensor:

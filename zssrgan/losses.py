@@ -10,13 +10,12 @@ import torch
 import torch.nn.functional as F
 from scipy import ndimage
 
-from .kernels import centred_position
+from .kernels import center_of_mass_torch, centred_position, matlab_bicubic_kernel
 
-# MATLAB's cubic x0.5 weights (a = -0.5, antialiased): cubic(x / 2) / 2 at x = 0.5, 1.5, 2.5, 3.5.
-_CUBIC_HALF = np.array([-0.01171875, -0.03515625, 0.11328125, 0.43359375])
-# The fixed 8x8 bicubic kernel of KernelGAN's bicubic constraint. The published code spells it out as
-# a table of numbers; it is this outer product (the table has typos in a few last digits).
-BICUBIC_X2 = np.outer(np.r_[_CUBIC_HALF, _CUBIC_HALF[::-1]], np.r_[_CUBIC_HALF, _CUBIC_HALF[::-1]])
+# The fixed 8x8 bicubic kernel of KernelGAN's bicubic constraint: MATLAB's antialiased cubic x0.5
+# weights, i.e. ``matlab_bicubic_kernel(2)`` without its all-zero first row and column. The published
+# code spells it out as a table of numbers (with typos in a few last digits).
+BICUBIC_X2 = matlab_bicubic_kernel(2)[1:, 1:]
 
 
 def adversarial_l1(d_map: torch.Tensor, real: bool) -> torch.Tensor:
@@ -68,12 +67,8 @@ def boundaries_loss(kernel: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 
 def centralized_loss(kernel: torch.Tensor, sf: int = 2) -> torch.Tensor:
     """MSE between the kernel's centre of mass (row, column) and the wanted centre."""
-    idx = torch.arange(kernel.shape[0], dtype=kernel.dtype, device=kernel.device)
-    total = kernel.sum()
-    row = kernel.sum(dim=1) @ idx / total
-    col = kernel.sum(dim=0) @ idx / total
-    center = centred_position(kernel.shape[0], sf)
-    return ((row - center) ** 2 + (col - center) ** 2) / 2.0
+    row, col = center_of_mass_torch(kernel) - centred_position(kernel.shape[0], sf)
+    return (row ** 2 + col ** 2) / 2.0
 
 
 def sparsity_loss(kernel: torch.Tensor, power: float = 0.2) -> torch.Tensor:

@@ -13,6 +13,7 @@ import numpy as np
 from scipy import ndimage
 from skimage.metrics import structural_similarity
 
+from .kernels import center_of_mass
 from .resize import imresize
 
 # MATLAB rgb2ycbcr, Y row, for inputs in [0, 1]: Y = 16/255 + (65.481 R + 128.553 G + 24.966 B) / 255
@@ -83,7 +84,7 @@ def _on_canvas(kernel: np.ndarray, size: int) -> np.ndarray:
         raise ValueError(f"a kernel must be a 2-D array with positive mass, got shape {k.shape}")
     canvas = _centre_pad(k / k.sum(), (size, size))
     centre = (size - 1) / 2.0
-    canvas = ndimage.shift(canvas, np.array([centre, centre]) - ndimage.center_of_mass(canvas), order=3)
+    canvas = ndimage.shift(canvas, np.array([centre, centre]) - center_of_mass(canvas), order=3)
     canvas = np.clip(canvas, 0.0, None)
     return canvas / canvas.sum()
 
