@@ -32,7 +32,8 @@ OUT = HERE / "out" / "methods_quick.json"
 
 
 def centre_crop(image: np.ndarray, size: int) -> np.ndarray:
-    top, left = (image.shape[0] - size) // 2, (image.shape[1] - size) // 2
+    """The central size x size window (the whole side where the image is smaller)."""
+    top, left = max(0, (image.shape[0] - size) // 2), max(0, (image.shape[1] - size) // 2)
     return image[top:top + size, left:left + size]
 
 

@@ -31,6 +31,8 @@ from zssrgan.io import load_image, save_image  # noqa: E402
 from zssrgan.methods import METHODS  # noqa: E402
 from zssrgan.report import own_folder  # noqa: E402
 
+from methods_quick import centre_crop  # noqa: E402  (a sibling script: benchmarks/ is on sys.path)
+
 OUT = HERE / "out"
 OWN = ("src", "data", "mlflow.db", "mlartifacts", "report")  # what a benchmark writes in its folder
 
@@ -62,10 +64,7 @@ def add_dataset_arguments(parser: argparse.ArgumentParser, images: int | None, f
 
 def _centre_crop(path: Path, size: int | None, dest: Path) -> None:
     image = load_image(path)
-    if size:
-        top, left = max(0, (image.shape[0] - size) // 2), max(0, (image.shape[1] - size) // 2)
-        image = image[top:top + size, left:left + size]
-    save_image(dest / f"{path.stem}.png", image)
+    save_image(dest / f"{path.stem}.png", centre_crop(image, size) if size else image)
 
 
 def select(items: list, args: argparse.Namespace) -> list:
