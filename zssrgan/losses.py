@@ -84,6 +84,13 @@ def to_grey(image: np.ndarray) -> np.ndarray:
     return image @ GREY_WEIGHTS if image.ndim == 3 else image
 
 
+def zero_border(a: np.ndarray, edge: int) -> np.ndarray:
+    """A copy of the 2-D array ``a`` with its outer ``edge`` rows and columns set to zero."""
+    out = np.zeros_like(a)
+    out[edge:a.shape[0] - edge, edge:a.shape[1] - edge] = a[edge:a.shape[0] - edge, edge:a.shape[1] - edge]
+    return out
+
+
 def gradient_weight_map(image: np.ndarray, window: int = 5) -> np.ndarray:
     """ZSSR's per-pixel loss weights after KernelGAN: the gradient magnitude of the grey image,
     summed over a ``window`` x ``window`` box, zero within (window + 1) // 2 pixels of the border,
@@ -92,9 +99,7 @@ def gradient_weight_map(image: np.ndarray, window: int = 5) -> np.ndarray:
     image = np.asarray(image, dtype=np.float64)
     magnitude = np.hypot(*np.gradient(to_grey(image)))
     boxed = ndimage.uniform_filter(magnitude, window, mode="constant") * window**2
-    margin = (window + 1) // 2
-    weights = np.zeros_like(boxed)
-    weights[margin:-margin, margin:-margin] = boxed[margin:-margin, margin:-margin]
+    weights = zero_border(boxed, (window + 1) // 2)
     total = weights.sum()
     return (weights * (weights.size / total) if total > 0 else np.ones_like(weights)).astype(np.float32)
 

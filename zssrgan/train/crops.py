@@ -8,14 +8,8 @@ from __future__ import annotations
 import numpy as np
 from scipy.signal import fftconvolve
 
-from ..losses import to_grey
+from ..losses import to_grey, zero_border
 from ..resize import imresize
-
-
-def _zero_border(a: np.ndarray, edge: int) -> np.ndarray:
-    out = np.zeros_like(a)
-    out[edge:a.shape[0] - edge, edge:a.shape[1] - edge] = a[edge:a.shape[0] - edge, edge:a.shape[1] - edge]
-    return out
 
 
 def _box_blur(a: np.ndarray, size: int) -> np.ndarray:
@@ -37,7 +31,7 @@ def gradient_map(image: np.ndarray, window: int = 5, percentile: float = 0.97) -
     """Where the strongest gradients are: |d/dy|, |d/dx| and the magnitude of the gray image, each
     clipped at the 97th percentile and normalised, summed, box-blurred, normalised to mean 1."""
     gy, gx = np.gradient(to_grey(image))
-    maps = [_clip_extreme(_zero_border(g, window), percentile) for g in (np.abs(gx), np.abs(gy), np.hypot(gx, gy))]
+    maps = [_clip_extreme(zero_border(g, window), percentile) for g in (np.abs(gx), np.abs(gy), np.hypot(gx, gy))]
     combined = sum(m / m.sum() if m.sum() > 0 else m for m in maps)
     blurred = _box_blur(combined, window)
     return blurred / blurred.mean() if blurred.mean() > 0 else np.ones_like(blurred)
@@ -46,7 +40,7 @@ def gradient_map(image: np.ndarray, window: int = 5, percentile: float = 0.97) -
 def probability_map(loss_map: np.ndarray, crop: int) -> np.ndarray:
     """Flattened probability of each pixel being a crop centre: the loss map's mean over a
     (crop/2)-box, zero within crop/2 of the border, normalised (uniform when all zero)."""
-    prob = _zero_border(_box_blur(loss_map, crop // 2), crop // 2).ravel()
+    prob = zero_border(_box_blur(loss_map, crop // 2), crop // 2).ravel()
     total = prob.sum()
     return prob / total if total > 0 else np.full(prob.size, 1.0 / prob.size)
 
