@@ -13,7 +13,10 @@ CPU), because the discriminator the ZSSRGAN modes reuse is not stored in MLflow.
 Failures stay local: a method's exception ends its run FAILED with the reason; the dependants of a
 failed estimate fail with that reason; a job whose worker died is retried on a fresh actor up to
 ``max_retries`` times. Ctrl-C stops dispatching, marks the running jobs KILLED and returns
-``status == "KILLED"``; the next run of the same sweep does the rest.
+``status == "KILLED"``; the next run of the same sweep does the rest. A tracking store that stops
+answering mid-sweep stops it with :class:`~cluster.tracking.TrackingLost`, saying what was kept:
+the runs recorded before stay as they are, the jobs in flight are left RUNNING unrecorded, and the
+next run of the same sweep marks those KILLED and runs them again.
 """
 from __future__ import annotations
 
@@ -33,7 +36,7 @@ from ray.exceptions import ObjectLostError, RayActorError, RayTaskError, WorkerC
 from zssrgan.config import flatten
 
 from .jobs import Job, Sweep, SweepSpec, base_config, expand
-from .tracking import Tracker, check_reachable, grid_tag
+from .tracking import Tracker, TrackingLost, check_reachable, grid_tag
 from .worker import JobFailure, Worker
 
 SUMMARY_METRICS = ("psnr_y", "ssim_y", "kernel_error", "time_total")
@@ -217,6 +220,7 @@ class _Scheduler:
         self.actor_number = 0
         self.sweep_id = sweep.sweep_id
         self.interrupted = False
+        self.unrecorded = 0  # jobs in flight when the tracking store was lost
 
     # -- actors ------------------------------------------------------------------------------
 
@@ -288,6 +292,8 @@ class _Scheduler:
         if task.run_id is not None:
             try:
                 self.tracker.finish_job(task.run_id, job, evaluation)
+            except TrackingLost:
+                raise
             except Exception as exc:  # the run is marked FAILED by the tracker; the sweep goes on
                 self._fail(task, f"recording the run failed: {type(exc).__name__}: {exc}", "")
                 return
@@ -379,6 +385,11 @@ class _Scheduler:
             self.stream.write("\n[zssrgan] interrupted: running jobs marked KILLED; run the same command to resume\n")
             self.interrupted = True
             self._kill_running()
+        except TrackingLost:  # nothing can be marked now: every call would wait for the store again
+            self.unrecorded = len(self.open_runs)
+            self.queue.clear()
+            self.open_runs.clear()
+            raise
         except BaseException:
             self._kill_running()
             raise
@@ -443,6 +454,11 @@ def run_sweep(spec: SweepSpec, stream: Optional[TextIO] = None) -> dict[str, Any
                          f"{scheduler.already_finished} already finished; {workers} workers "
                          f"({cpus:g} CPU, {gpus:g} GPU each)\n")
             scheduler.run(workers, cpus, gpus, Progress(scheduler.total, stream, spec.progress))
+    except TrackingLost as exc:
+        raise TrackingLost(
+            f"lost the tracking store during sweep {sweep.sweep_id}: {exc}. Finished jobs recorded before are "
+            f"kept ({scheduler.counts['finished']}); jobs in progress were not recorded ({scheduler.unrecorded}). "
+            "Run the same command once the store answers again: it runs only what is missing") from exc
     except BaseException as exc:  # the sweep could not run on: its parent run must not stay RUNNING
         status = "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED"
         with contextlib.suppress(Exception):

@@ -7,6 +7,7 @@ state. Every child run ends FINISHED, FAILED (tag ``zssrgan.error``) or KILLED, 
 """
 from __future__ import annotations
 
+import contextlib
 import importlib.metadata
 import json
 import math
@@ -29,7 +30,12 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from mlflow import MlflowClient
 from mlflow.entities import Metric, Param, RunTag, ViewType
-from mlflow.environment_variables import MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT
+from mlflow.environment_variables import (
+    MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR,
+    MLFLOW_HTTP_REQUEST_MAX_RETRIES,
+    MLFLOW_HTTP_REQUEST_TIMEOUT,
+    MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT,
+)
 from mlflow.exceptions import MlflowException
 from mlflow.utils.validation import (
     MAX_METRICS_PER_BATCH,
@@ -44,10 +50,20 @@ VERSIONED_PACKAGES = ("zssrgan", "torch", "numpy", "ray", "mlflow")
 ERROR_TAG_LENGTH = 500  # zssrgan.error stays one short, readable line; the traceback is an artifact
 _SWEEP_ID = re.compile(r"^[A-Za-z0-9._:-]{1,200}$")
 _PAGE = 1000
+# MLflow's own HTTP retries take about 4 minutes per call to give up on a server that is gone (7
+# retries, backoff factor 2, 120-s timeout). The driver bounds them so that a lost server stops a
+# sweep in about a minute, while a server restart of up to ~30 s (5 retries, backoff 1) goes
+# unnoticed. A value the user set in the environment wins.
+HTTP_RETRY_DEFAULTS = {MLFLOW_HTTP_REQUEST_MAX_RETRIES.name: "5", MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR.name: "1",
+                       MLFLOW_HTTP_REQUEST_TIMEOUT.name: "60"}
 
 
 class TrackingUnavailable(RuntimeError):
     """The tracking store cannot be reached or written; raised before a sweep starts."""
+
+
+class TrackingLost(TrackingUnavailable):
+    """The tracking store stopped answering during a sweep: nothing more can be recorded."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -336,6 +352,8 @@ class Tracker:
     def __init__(self, tracking_uri: str, experiment: str) -> None:
         # MLflow prints two "View run at" lines per run ended on a server, burying the progress line
         os.environ.setdefault(MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT.name, "true")
+        for name, value in HTTP_RETRY_DEFAULTS.items():
+            os.environ.setdefault(name, value)
         self.tracking_uri = tracking_uri
         self.client = MlflowClient(tracking_uri=tracking_uri)
         self.experiment_id = self._experiment(experiment)
@@ -386,10 +404,11 @@ class Tracker:
         numbers = {k: float(v) for k, v in summary.items()
                    if isinstance(v, (int, float, np.number)) and not isinstance(v, bool)}
         now = int(time.time() * 1000)
-        for batch in _chunks([Metric(k, v, now, 0) for k, v in numbers.items()], MAX_METRICS_PER_BATCH):
-            self.client.log_batch(self.parent_id, metrics=batch)
-        self.client.log_dict(self.parent_id, json.loads(json.dumps(summary, default=str)), "summary.json")
-        self.client.set_terminated(self.parent_id, status)
+        with self._store_must_answer():
+            for batch in _chunks([Metric(k, v, now, 0) for k, v in numbers.items()], MAX_METRICS_PER_BATCH):
+                self.client.log_batch(self.parent_id, metrics=batch)
+            self.client.log_dict(self.parent_id, json.loads(json.dumps(summary, default=str)), "summary.json")
+            self.client.set_terminated(self.parent_id, status)
 
     def finished_keys(self) -> set[str]:
         """Job keys of every FINISHED run of the experiment: a key is a content hash, so work done
@@ -404,27 +423,31 @@ class Tracker:
         if self.parent_id is None:
             raise RuntimeError("start_job called before start_sweep")
         run_name = f"{job.method}-{job.item.name}-x{job.scale}-s{job.seed}"
-        run = self.client.create_run(self.experiment_id, tags=job_tags(job, self.parent_id), run_name=run_name)
-        run_id = run.info.run_id
-        self._guarded(run_id, lambda: self._log_params(run_id, job_params(job)))
+        with self._store_must_answer():
+            run = self.client.create_run(self.experiment_id, tags=job_tags(job, self.parent_id), run_name=run_name)
+            run_id = run.info.run_id
+            self._guarded(run_id, lambda: self._log_params(run_id, job_params(job)))
         return run_id
 
     def finish_job(self, run_id: str, job, evaluation) -> None:
         """Metrics, curves, device/host tags and artifacts, then FINISHED."""
-        self._guarded(run_id, lambda: self._log_evaluation(run_id, evaluation))
+        with self._store_must_answer():
+            self._guarded(run_id, lambda: self._log_evaluation(run_id, evaluation))
 
     def fail_job(self, run_id: str, job, error: str, traceback: str) -> None:
         """FAILED, with a one-line ``zssrgan.error`` tag and the full ``traceback.txt``."""
-        try:
-            self.client.log_text(run_id, traceback or error, "traceback.txt")
-        finally:
-            self._mark_failed(run_id, error)
+        with self._store_must_answer():
+            try:
+                self.client.log_text(run_id, traceback or error, "traceback.txt")
+            finally:
+                self._mark_failed(run_id, error)
 
     def kill_job(self, run_id: str) -> None:
         """Mark a running job KILLED; a run that already ended (a Ctrl-C can land between its
         FINISHED status and the driver's bookkeeping) keeps its status and its result."""
-        if self.client.get_run(run_id).info.status == "RUNNING":
-            self.client.set_terminated(run_id, "KILLED")
+        with self._store_must_answer():
+            if self.client.get_run(run_id).info.status == "RUNNING":
+                self.client.set_terminated(run_id, "KILLED")
 
     # -- helpers ----------------------------------------------------------------------------
 
@@ -451,16 +474,34 @@ class Tracker:
         self.client.set_tag(run_id, "zssrgan.error", _truncate(first_line, min(ERROR_TAG_LENGTH, MAX_TAG_VAL_LENGTH)))
         self.client.set_terminated(run_id, "FAILED")
 
+    @contextlib.contextmanager
+    def _store_must_answer(self) -> Iterator[None]:
+        """A write that failed because the store itself is gone raises :class:`TrackingLost` (the
+        sweep cannot go on); any other failure is the run's own and propagates unchanged."""
+        try:
+            yield
+        except TrackingLost:
+            raise
+        except Exception as exc:
+            self._raise_if_lost(exc)
+            raise
+
+    def _raise_if_lost(self, exc: Exception) -> None:
+        """One short reachability probe after a failed call (MLflow's errors do not say which kind)."""
+        try:
+            check_reachable(self.tracking_uri)
+        except TrackingUnavailable as gone:
+            raise TrackingLost(str(gone)) from exc
+
     def _guarded(self, run_id: str, log) -> None:
         """Run ``log()``; if it fails, the run is marked FAILED with the reason and the error re-raised,
-        so no run is left RUNNING with half its data."""
+        so no run is left RUNNING with half its data (unless the store is gone: nothing can be marked)."""
         try:
             log()
         except Exception as exc:
-            try:
+            self._raise_if_lost(exc)
+            with contextlib.suppress(Exception):  # the store failed again; the original error says more
                 self._mark_failed(run_id, f"recording the run failed: {type(exc).__name__}: {exc}")
-            except Exception:  # the store itself is gone; the original error says more
-                pass
             raise
 
 

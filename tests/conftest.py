@@ -1,6 +1,7 @@
 """Shared fixtures: one torch thread, a real MLflow tracking server on 127.0.0.1, a throwaway sqlite store."""
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -10,6 +11,7 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
@@ -25,7 +27,7 @@ def one_torch_thread():
     set_threads(1)
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
@@ -55,13 +57,12 @@ def _stop_group(process: subprocess.Popen) -> None:
     process.wait()
 
 
-@pytest.fixture(scope="session")
-def mlflow_server(tmp_path_factory):
-    """``http://127.0.0.1:<port>`` of a real ``mlflow server`` (sqlite backend, proxied artifacts)."""
-    root = tmp_path_factory.mktemp("mlflow-server")
-    port = _free_port()
+@contextlib.contextmanager
+def running_mlflow_server(root: Path, port: int) -> Iterator[str]:
+    """``http://127.0.0.1:<port>`` of a real ``mlflow server`` whose sqlite store and proxied
+    artifacts live in ``root`` (so a server started again on the same ``root`` has the same runs)."""
     url = f"http://127.0.0.1:{port}"
-    log = open(root / "server.log", "wb")
+    log = open(root / "server.log", "ab")
     command = [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
                "--workers", "1", "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}",
                "--artifacts-destination", str(root / "artifacts")]
@@ -82,6 +83,13 @@ def mlflow_server(tmp_path_factory):
     finally:
         _stop_group(server)
         log.close()
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(tmp_path_factory):
+    """A real ``mlflow server`` on 127.0.0.1 for the whole session (sqlite backend, proxied artifacts)."""
+    with running_mlflow_server(tmp_path_factory.mktemp("mlflow-server"), free_port()) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

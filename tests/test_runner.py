@@ -19,7 +19,8 @@ from ray.cluster_utils import Cluster
 
 from cluster.driver import SweepError, run_sweep
 from cluster.jobs import SweepSpec, expand
-from cluster.tracking import TrackingUnavailable, load_runs
+from cluster.tracking import TrackingLost, TrackingUnavailable, load_runs
+from conftest import free_port, running_mlflow_server
 from zssrgan.cli import main
 from zssrgan.datasets import make_dataset
 from zssrgan.io import load_image, save_image
@@ -152,16 +153,16 @@ def _worker_names() -> set[str]:
     return {n["name"] if isinstance(n, dict) else n for n in ray.util.list_named_actors()}
 
 
-def _when_running(uri, experiment, action, timeout=120.0) -> threading.Thread:
-    """Call ``action()`` once a job run of ``experiment`` is RUNNING (polled in a thread)."""
+def _when_running(uri, experiment, action, timeout=120.0, status="RUNNING", wait=1.0) -> threading.Thread:
+    """Call ``action()`` ``wait`` s after a zssr job run of ``experiment`` is ``status`` (polled in a thread)."""
     def poll():
         client = MlflowClient(uri)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             experiment_obj = client.get_experiment_by_name(experiment)
             if experiment_obj and client.search_runs([experiment_obj.experiment_id],
-                                                     "attributes.status = 'RUNNING' and tags.`zssrgan.method` = 'zssr'"):
-                time.sleep(1.0)
+                                                     f"attributes.status = '{status}' and tags.`zssrgan.method` = 'zssr'"):
+                time.sleep(wait)
                 action()
                 return
             time.sleep(0.2)
@@ -190,7 +191,7 @@ def test_a_killed_worker_is_replaced_and_its_job_retried_in_the_same_run(two_gpu
 def test_ctrl_c_marks_running_jobs_killed_and_the_next_run_finishes_the_rest(two_gpu_nodes, dataset, tmp_path):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     spec = _spec(dataset, uri, methods=["zssr"], experiment="ctrlc", seeds=[0, 1],
-                 overrides=TINY + ["zssr.iters=100"])
+                 overrides=TINY + ["zssr.iters=400"])  # jobs long enough to be running 1 s after the first starts
     _when_running(uri, "ctrlc", _thread.interrupt_main)
     summary = run_sweep(spec)
     assert summary["status"] == "KILLED" and summary["killed"] >= 1
@@ -214,6 +215,38 @@ def test_an_unreachable_tracking_server_is_reported_in_seconds_before_any_traini
     with pytest.raises(TrackingUnavailable):
         run_sweep(_spec(dataset, f"http://127.0.0.1:{port}"))
     assert _worker_names() <= workers_before  # no worker was started
+
+
+def test_a_tracking_server_lost_mid_sweep_stops_it_in_words_and_the_rerun_does_only_the_rest(
+        two_gpu_nodes, dataset, tmp_path, monkeypatch):
+    # a short MLflow retry schedule keeps the test short; the driver's own defaults are tested apart
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
+    port = free_port()
+    spec = _spec(dataset, f"http://127.0.0.1:{port}", methods=["zssr"], experiment="outage", seeds=[0, 1, 2],
+                 overrides=TINY + ["zssr.iters=100"])
+    server = contextlib.ExitStack()
+    url = server.enter_context(running_mlflow_server(tmp_path, port))
+    stopped = []
+    # the server's own store, read directly: it is still there once the server is gone
+    _when_running(f"sqlite:///{tmp_path / 'mlflow.db'}", "outage", lambda: (stopped.append(time.monotonic()), server.close()),
+                  status="FINISHED", wait=0.0)
+    with pytest.raises(TrackingLost) as lost:
+        run_sweep(spec)
+    assert stopped and time.monotonic() - stopped[0] < 60  # not MLflow's minutes of retries per call
+    message = str(lost.value)
+    assert f"cannot reach the MLflow tracking server at {url}" in message
+    assert "Finished jobs recorded before are kept" in message and "Run the same command" in message
+    recorded = _runs(f"sqlite:///{tmp_path / 'mlflow.db'}", "outage")
+    kept = set(recorded[recorded.status == "FINISHED"].run_id)
+    assert kept and len(kept) < 6
+
+    with running_mlflow_server(tmp_path, port):  # the server is back, with the same store
+        summary = run_sweep(spec)
+        runs = _runs(url, "outage")
+    assert summary["status"] == "FINISHED" and summary["already_finished"] == len(kept)
+    assert summary["finished"] == 6 - len(kept) and summary["failed"] == 0
+    assert (runs.status == "FINISHED").sum() == 6 and _finished_once(runs) and "RUNNING" not in set(runs.status)
+    assert kept <= set(runs[runs.status == "FINISHED"].run_id)  # recorded results were neither lost nor redone
 
 
 def test_the_same_sweep_against_a_real_mlflow_server(two_gpu_nodes, dataset, mlflow_server):

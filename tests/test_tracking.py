@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import socket
 import tempfile
@@ -14,8 +15,8 @@ import scipy.io
 from mlflow import MlflowClient
 
 from cluster.jobs import Job
-from cluster.tracking import (TrackingUnavailable, Tracker, check_reachable, git_commit, load_runs,
-                              metric_history)
+from cluster.tracking import (HTTP_RETRY_DEFAULTS, TrackingUnavailable, Tracker, check_reachable, git_commit,
+                              load_runs, metric_history)
 from zssrgan.config import flatten, preset
 from zssrgan.datasets import ImageItem
 from zssrgan.io import load_image
@@ -209,6 +210,16 @@ def test_check_reachable_fails_fast_and_clearly(tmp_path):
         check_reachable(f"sqlite:///{tmp_path / 'missing' / 'mlflow.db'}")
     check_reachable(f"sqlite:///{tmp_path / 'mlflow.db'}")
     check_reachable(str(tmp_path / "mlruns"))
+
+
+def test_the_tracker_bounds_mlflow_retries_unless_the_user_set_them(sqlite_uri, monkeypatch):
+    for name in HTTP_RETRY_DEFAULTS:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "7")
+    Tracker(sqlite_uri, "retries")
+    assert os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] == "5"  # MLflow's own default: 7, minutes per call
+    assert os.environ["MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR"] == "1"
+    assert os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] == "7"  # the user's value wins
 
 
 def test_logging_through_a_real_mlflow_server(mlflow_server, tmp_path):
