@@ -31,12 +31,13 @@ from dataclasses import dataclass, field
 from typing import Any, Optional, TextIO
 
 import ray
+from ray.autoscaler.sdk import request_resources
 from ray.exceptions import ObjectLostError, RayActorError, RayTaskError, WorkerCrashedError
 
 from zssrgan.config import flatten
 
 from .jobs import Job, Sweep, SweepSpec, base_config, expand
-from .tracking import Tracker, TrackingLost, check_reachable, grid_tag
+from .tracking import Tracker, TrackingLost, bounded_mlflow_retries, check_reachable, grid_tag
 from .worker import JobFailure, Worker
 
 SUMMARY_METRICS = ("psnr_y", "ssim_y", "kernel_error", "time_total")
@@ -61,21 +62,36 @@ def connect(address: Optional[str]) -> bool:
     return True
 
 
-def worker_shape(spec: SweepSpec, n_jobs: int) -> tuple[int, float, float]:
-    """(number of actors, CPUs each, GPUs each) that the cluster's resources allow."""
+def worker_shape(spec: SweepSpec, n_jobs: int, can_grow: bool = True) -> tuple[int, float, float, int]:
+    """(number of actors, CPUs each, GPUs each, how many of them fit the cluster now).
+
+    On a cluster that ``can_grow`` (one this command joined rather than started), ``workers`` is
+    honoured beyond what fits now: the other actors wait until the cluster has room, which an
+    autoscaling cluster makes for them (see :func:`ask_autoscaler`)."""
     resources = ray.cluster_resources()
     cpus, gpus = resources.get("CPU", 0.0), resources.get("GPU", 0.0)
     per_cpu = float(spec.cpus_per_job)
-    per_gpu = float(spec.gpus_per_job) if gpus > 0 else 0.0
+    per_gpu = (1.0 if gpus > 0 else 0.0) if spec.gpus_per_job is None else float(spec.gpus_per_job)
     if per_cpu <= 0 or per_gpu < 0:
         raise SweepError("--cpus-per-job must be > 0 and --gpus-per-job >= 0")
-    count = int(cpus // per_cpu + 1e-9)
+    fits = int(cpus // per_cpu + 1e-9)
     if per_gpu > 0:
-        count = min(count, int(gpus // per_gpu + 1e-9))
-    if count < 1:
+        fits = min(fits, int(gpus // per_gpu + 1e-9))
+    if spec.workers and can_grow:
+        return min(spec.workers, n_jobs), per_cpu, per_gpu, fits
+    if fits < 1:
         raise SweepError(f"no job fits the cluster: it has {cpus:g} CPUs and {gpus:g} GPUs, a job asks for "
-                         f"{per_cpu:g} CPUs and {per_gpu:g} GPUs")
-    return max(1, min(count, spec.workers or count, n_jobs)), per_cpu, per_gpu
+                         f"{per_cpu:g} CPUs and {per_gpu:g} GPUs (on an autoscaling cluster, --workers N waits "
+                         "for the nodes it adds)")
+    return min(fits, spec.workers or fits, n_jobs), per_cpu, per_gpu, fits
+
+
+def ask_autoscaler(workers: int, cpus: float, gpus: float) -> None:
+    """Ask an autoscaling cluster for room for ``workers`` actors at once (a no-op on a fixed
+    cluster; ``workers=0`` withdraws the request). Ray's autoscaler does not count actors that wait
+    for a node on its own as a reason to add one beyond its upscaling speed."""
+    bundle = {"CPU": cpus, **({"GPU": gpus} if gpus > 0 else {})}
+    request_resources(bundles=[dict(bundle) for _ in range(workers)])
 
 
 # --------------------------------------------------------------------------------------------
@@ -220,7 +236,6 @@ class _Scheduler:
         self.actor_number = 0
         self.sweep_id = sweep.sweep_id
         self.interrupted = False
-        self.unrecorded = 0  # jobs in flight when the tracking store was lost
 
     # -- actors ------------------------------------------------------------------------------
 
@@ -274,7 +289,13 @@ class _Scheduler:
     def _fail(self, task: _Task, error: str, traceback: str) -> None:
         job = task.job
         if task.run_id is not None:
-            self.tracker.fail_job(task.run_id, job, error, traceback)
+            try:
+                self.tracker.fail_job(task.run_id, job, error, traceback)
+            except TrackingLost:
+                raise
+            except Exception as exc:  # the store is there but refused this record: the sweep goes on
+                self.stream.write(f"[zssrgan] could not record that {job.method} on {job.item.name} failed "
+                                  f"({error}): {type(exc).__name__}: {exc}\n")
             self._ended(job, None)
         if job.kind == "kernelgan":
             self._estimate_failed(self.estimates[job.key], error)
@@ -386,7 +407,6 @@ class _Scheduler:
             self.interrupted = True
             self._kill_running()
         except TrackingLost:  # nothing can be marked now: every call would wait for the store again
-            self.unrecorded = len(self.open_runs)
             self.queue.clear()
             self.open_runs.clear()
             raise
@@ -400,11 +420,15 @@ class _Scheduler:
             progress.close()
 
     def _kill_running(self) -> None:
-        """No run is left RUNNING when the driver stops early."""
+        """No run is left RUNNING when the driver stops early (unless the store is gone: the next
+        run of the sweep marks them)."""
         self.queue.clear()
-        for run_id in self.open_runs.values():  # running, or waiting for a retry
-            self.tracker.kill_job(run_id)
-            self.counts["killed"] += 1
+        try:
+            for run_id in self.open_runs.values():  # running, or waiting for a retry
+                self.tracker.kill_job(run_id)
+                self.counts["killed"] += 1
+        except TrackingLost as exc:
+            self.stream.write(f"[zssrgan] {exc}: the runs still RUNNING are marked KILLED when the sweep resumes\n")
         self.open_runs.clear()
 
     def summary(self) -> dict[str, Any]:
@@ -421,6 +445,13 @@ class _Scheduler:
 
 
 def run_sweep(spec: SweepSpec, stream: Optional[TextIO] = None) -> dict[str, Any]:
+    """Run (or resume) a sweep and return its summary (see :func:`_run_sweep`), with MLflow's
+    HTTP retries bounded so that a lost tracking server stops it in seconds, not hours."""
+    with bounded_mlflow_retries():
+        return _run_sweep(spec, stream)
+
+
+def _run_sweep(spec: SweepSpec, stream: Optional[TextIO]) -> dict[str, Any]:
     """Run (or resume) a sweep and return its summary.
 
     The summary holds ``status`` (FINISHED, or KILLED after Ctrl-C; failed jobs are counted),
@@ -445,26 +476,35 @@ def run_sweep(spec: SweepSpec, stream: Optional[TextIO] = None) -> dict[str, Any
     scheduler = _Scheduler(sweep, spec, tracker, finished, stream)
     for reason in sweep.skipped:
         stream.write(f"[zssrgan] skipped: {reason}\n")
-    started_ray = False
+    started_ray = asked = False
     try:
         if scheduler.queue or scheduler.total:
             started_ray = connect(spec.address)
-            workers, cpus, gpus = worker_shape(spec, max(1, scheduler.total))
+            own_ray = started_ray and spec.address is None  # started here: it cannot grow
+            workers, cpus, gpus, fits = worker_shape(spec, max(1, scheduler.total), can_grow=not own_ray)
             stream.write(f"[zssrgan] sweep {sweep.sweep_id}: {scheduler.total} jobs to run, "
                          f"{scheduler.already_finished} already finished; {workers} workers "
                          f"({cpus:g} CPU, {gpus:g} GPU each)\n")
+            if workers > fits:
+                stream.write(f"[zssrgan] {max(fits, 0)} of the {workers} workers fit the cluster now; the others "
+                             "start when it has room (an autoscaling cluster adds nodes for them)\n")
+            ask_autoscaler(workers, cpus, gpus)
+            asked = True
             scheduler.run(workers, cpus, gpus, Progress(scheduler.total, stream, spec.progress))
     except TrackingLost as exc:
         raise TrackingLost(
-            f"lost the tracking store during sweep {sweep.sweep_id}: {exc}. Finished jobs recorded before are "
-            f"kept ({scheduler.counts['finished']}); jobs in progress were not recorded ({scheduler.unrecorded}). "
-            "Run the same command once the store answers again: it runs only what is missing") from exc
+            f"lost the tracking store during sweep {sweep.sweep_id}: {exc}. The jobs recorded FINISHED are kept "
+            f"({scheduler.counts['finished']} in this run, {scheduler.already_finished} before); the jobs in "
+            "progress were not recorded. Run the same command once the store answers again: it runs the jobs "
+            "not recorded FINISHED (failed ones included) and nothing else") from exc
     except BaseException as exc:  # the sweep could not run on: its parent run must not stay RUNNING
         status = "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED"
         with contextlib.suppress(Exception):
             tracker.end_sweep(status, {**scheduler.summary(), "error": f"{type(exc).__name__}: {exc}"})
         raise
     finally:
+        if asked:
+            ask_autoscaler(0, 0.0, 0.0)
         if started_ray:
             ray.shutdown()
     summary = scheduler.summary()

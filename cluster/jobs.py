@@ -35,8 +35,10 @@ class SweepSpec:
     are ``key=value`` settings applied to every job (after ``preset``, before the grid).
     ``address``: None starts a local Ray (or reuses the one this process already joined), ``auto``
     or ``ray://host:port`` joins a cluster. ``gpus_per_job`` may be a fraction (0.25 packs four jobs
-    on a GPU) and is ignored on a cluster without GPUs; ``workers`` caps the number of actors (by
-    default as many as the cluster's resources allow). ``progress``: print a progress line on stderr.
+    on a GPU); None means 1 where the cluster has GPUs when the sweep starts, else 0. ``workers``:
+    the number of actors; by default as many as the cluster's resources allow now, and when given,
+    that many even if some must wait for an autoscaling cluster to add nodes. ``progress``: print a
+    progress line on stderr.
     """
 
     data: list[str]
@@ -50,7 +52,7 @@ class SweepSpec:
     experiment: str = "zssrgan"
     tracking_uri: str = DEFAULT_TRACKING_URI
     address: Optional[str] = None
-    gpus_per_job: float = 1.0
+    gpus_per_job: Optional[float] = None
     cpus_per_job: float = 1.0
     max_retries: int = 2
     workers: Optional[int] = None

@@ -50,16 +50,16 @@ VERSIONED_PACKAGES = ("zssrgan", "torch", "numpy", "ray", "mlflow")
 ERROR_TAG_LENGTH = 500  # zssrgan.error stays one short, readable line; the traceback is an artifact
 _SWEEP_ID = re.compile(r"^[A-Za-z0-9._:-]{1,200}$")
 _PAGE = 1000
-# MLflow's own HTTP retries take about 4 minutes per call to give up on a server that is gone (7
-# retries, backoff factor 2, 120-s timeout). The driver bounds them so that a lost server stops a
-# sweep in about a minute, while a server restart of up to ~30 s (5 retries, backoff 1) goes
-# unnoticed. A value the user set in the environment wins.
+# MLflow's own HTTP retries take about 4 minutes per call to give up on a server that refuses
+# connections (7 retries, backoff factor 2), and each attempt may wait 120 s for one that does not
+# answer. During a sweep they are bounded (see bounded_mlflow_retries): a refusing server stops
+# the sweep in about 35 s, a silent one in about 2.5 minutes (6 attempts of 20 s), and a server
+# restart of up to ~30 s goes unnoticed. A value the user set in the environment wins.
 HTTP_RETRY_DEFAULTS = {MLFLOW_HTTP_REQUEST_MAX_RETRIES.name: "5", MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR.name: "1",
-                       MLFLOW_HTTP_REQUEST_TIMEOUT.name: "60"}
-
+                       MLFLOW_HTTP_REQUEST_TIMEOUT.name: "20"}
 
 class TrackingUnavailable(RuntimeError):
-    """The tracking store cannot be reached or written; raised before a sweep starts."""
+    """The tracking store cannot be reached or written."""
 
 
 class TrackingLost(TrackingUnavailable):
@@ -146,6 +146,19 @@ def check_reachable(tracking_uri: str, timeout_s: float = 5.0) -> None:
     else:  # file store: the folder itself, or the folder it will be created in
         store = store.resolve()
         _check_writable_folder(tracking_uri, store if store.exists() else store.parent)
+
+
+@contextlib.contextmanager
+def bounded_mlflow_retries() -> Iterator[None]:
+    """MLflow's HTTP retries bounded to :data:`HTTP_RETRY_DEFAULTS` for the block (where the user
+    has not set them), then the environment as it was."""
+    added = {name: value for name, value in HTTP_RETRY_DEFAULTS.items() if name not in os.environ}
+    os.environ.update(added)
+    try:
+        yield
+    finally:
+        for name in added:
+            os.environ.pop(name, None)
 
 
 # --------------------------------------------------------------------------------------------
@@ -352,8 +365,6 @@ class Tracker:
     def __init__(self, tracking_uri: str, experiment: str) -> None:
         # MLflow prints two "View run at" lines per run ended on a server, burying the progress line
         os.environ.setdefault(MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT.name, "true")
-        for name, value in HTTP_RETRY_DEFAULTS.items():
-            os.environ.setdefault(name, value)
         self.tracking_uri = tracking_uri
         self.client = MlflowClient(tracking_uri=tracking_uri)
         self.experiment_id = self._experiment(experiment)
@@ -439,8 +450,11 @@ class Tracker:
         with self._store_must_answer():
             try:
                 self.client.log_text(run_id, traceback or error, "traceback.txt")
-            finally:
+            except Exception as exc:
+                self._raise_if_lost(exc)  # a store that is gone cannot be marked either
                 self._mark_failed(run_id, error)
+                raise
+            self._mark_failed(run_id, error)
 
     def kill_job(self, run_id: str) -> None:
         """Mark a running job KILLED; a run that already ended (a Ctrl-C can land between its

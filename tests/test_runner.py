@@ -17,7 +17,7 @@ import ray
 from mlflow import MlflowClient
 from ray.cluster_utils import Cluster
 
-from cluster.driver import SweepError, run_sweep
+from cluster.driver import SweepError, run_sweep, worker_shape
 from cluster.jobs import SweepSpec, expand
 from cluster.tracking import TrackingLost, TrackingUnavailable, load_runs
 from conftest import free_port, running_mlflow_server
@@ -203,6 +203,28 @@ def test_ctrl_c_marks_running_jobs_killed_and_the_next_run_finishes_the_rest(two
     assert (runs.status == "FINISHED").sum() == 4 and _finished_once(runs)
 
 
+def test_workers_beyond_what_fits_wait_for_the_nodes_an_autoscaler_adds(two_gpu_nodes, dataset, tmp_path):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    spec = _spec(dataset, uri, methods=["zssr"], experiment="grow", seeds=[0, 1, 2], workers=3,
+                 overrides=TINY + ["zssr.iters=400"])
+    assert worker_shape(spec, 6, can_grow=False)[0] == 2  # a Ray started by the command cannot grow
+    stream, summary = io.StringIO(), {}
+    sweep = threading.Thread(target=lambda: summary.update(run_sweep(spec, stream=stream)))
+    sweep.start()  # in a thread: Ray adds nodes from the main thread only
+    deadline = time.monotonic() + 60
+    while "2 of the 3 workers fit the cluster now" not in stream.getvalue() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    node = two_gpu_nodes.add_node(num_cpus=1, num_gpus=1)  # what an autoscaler does when asked
+    try:
+        sweep.join(timeout=300)
+    finally:
+        two_gpu_nodes.remove_node(node)
+    assert "2 of the 3 workers fit the cluster now" in stream.getvalue()
+    assert summary["status"] == "FINISHED" and summary["finished"] == 6
+    runs = _runs(uri, "grow")
+    assert runs["tags.zssrgan.host"].nunique() == 3  # the worker that waited took jobs on the new node
+
+
 def test_an_unreachable_tracking_server_is_reported_in_seconds_before_any_training(two_gpu_nodes, dataset, capfd):
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -230,12 +252,15 @@ def test_a_tracking_server_lost_mid_sweep_stops_it_in_words_and_the_rerun_does_o
     # the server's own store, read directly: it is still there once the server is gone
     _when_running(f"sqlite:///{tmp_path / 'mlflow.db'}", "outage", lambda: (stopped.append(time.monotonic()), server.close()),
                   status="FINISHED", wait=0.0)
-    with pytest.raises(TrackingLost) as lost:
-        run_sweep(spec)
+    try:
+        with pytest.raises(TrackingLost) as lost:
+            run_sweep(spec)
+    finally:
+        server.close()  # already closed unless the sweep failed before a job finished
     assert stopped and time.monotonic() - stopped[0] < 60  # not MLflow's minutes of retries per call
     message = str(lost.value)
     assert f"cannot reach the MLflow tracking server at {url}" in message
-    assert "Finished jobs recorded before are kept" in message and "Run the same command" in message
+    assert "The jobs recorded FINISHED are kept" in message and "Run the same command" in message
     recorded = _runs(f"sqlite:///{tmp_path / 'mlflow.db'}", "outage")
     kept = set(recorded[recorded.status == "FINISHED"].run_id)
     assert kept and len(kept) < 6

@@ -15,8 +15,8 @@ import scipy.io
 from mlflow import MlflowClient
 
 from cluster.jobs import Job
-from cluster.tracking import (HTTP_RETRY_DEFAULTS, TrackingUnavailable, Tracker, check_reachable, git_commit,
-                              load_runs, metric_history)
+from cluster.tracking import (HTTP_RETRY_DEFAULTS, TrackingUnavailable, Tracker, bounded_mlflow_retries,
+                              check_reachable, git_commit, load_runs, metric_history)
 from zssrgan.config import flatten, preset
 from zssrgan.datasets import ImageItem
 from zssrgan.io import load_image
@@ -212,14 +212,16 @@ def test_check_reachable_fails_fast_and_clearly(tmp_path):
     check_reachable(str(tmp_path / "mlruns"))
 
 
-def test_the_tracker_bounds_mlflow_retries_unless_the_user_set_them(sqlite_uri, monkeypatch):
+def test_mlflow_retries_are_bounded_for_a_sweep_unless_the_user_set_them(monkeypatch):
     for name in HTTP_RETRY_DEFAULTS:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "7")
-    Tracker(sqlite_uri, "retries")
-    assert os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] == "5"  # MLflow's own default: 7, minutes per call
-    assert os.environ["MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR"] == "1"
-    assert os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] == "7"  # the user's value wins
+    with bounded_mlflow_retries():
+        assert os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] == "5"  # MLflow's own default: 7, minutes per call
+        assert os.environ["MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR"] == "1"
+        assert os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] == "7"  # the user's value wins
+    assert "MLFLOW_HTTP_REQUEST_MAX_RETRIES" not in os.environ  # the process's environment as it was
+    assert os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] == "7"
 
 
 def test_logging_through_a_real_mlflow_server(mlflow_server, tmp_path):

@@ -40,12 +40,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"MLflow tracking URI (default {DEFAULT_TRACKING_URI}, artifacts beside it)")
     parser.add_argument("--address", default=None,
                         help="Ray cluster to join: auto or ray://host:port (default: start a local Ray)")
-    parser.add_argument("--gpus-per-job", type=float, default=1.0, metavar="F",
-                        help="GPUs per job (default 1; 0.25 packs four jobs on a GPU; ignored without GPUs)")
+    parser.add_argument("--gpus-per-job", type=float, default=None, metavar="F",
+                        help="GPUs per job (default: 1 where the cluster has GPUs when the sweep starts, else 0; "
+                             "0.25 packs four jobs on a GPU)")
     parser.add_argument("--cpus-per-job", type=float, default=1.0, metavar="N",
                         help="CPUs per job, also its torch/OpenMP thread count (default 1)")
     parser.add_argument("--workers", type=int, default=None, metavar="N",
-                        help="at most N workers (default: as many as the cluster's resources allow)")
+                        help="N workers (default: as many as the cluster's resources allow now); those that do "
+                             "not fit yet wait for an autoscaling cluster to add nodes")
     parser.add_argument("--max-retries", type=int, default=2, metavar="N",
                         help="retries of a job whose worker died (default 2)")
     parser.add_argument("--dry-run", action="store_true", help="print the job table and exit")
