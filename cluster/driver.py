@@ -72,8 +72,8 @@ def worker_shape(spec: SweepSpec, n_jobs: int, can_grow: bool = True) -> tuple[i
     cpus, gpus = resources.get("CPU", 0.0), resources.get("GPU", 0.0)
     per_cpu = float(spec.cpus_per_job)
     per_gpu = (1.0 if gpus > 0 else 0.0) if spec.gpus_per_job is None else float(spec.gpus_per_job)
-    if per_cpu <= 0 or per_gpu < 0:
-        raise SweepError("--cpus-per-job must be > 0 and --gpus-per-job >= 0")
+    if per_cpu <= 0 or per_gpu < 0 or (spec.workers is not None and spec.workers < 1):
+        raise SweepError("--cpus-per-job must be > 0, --gpus-per-job >= 0 and --workers >= 1")
     fits = int(cpus // per_cpu + 1e-9)
     if per_gpu > 0:
         fits = min(fits, int(gpus // per_gpu + 1e-9))
@@ -486,7 +486,7 @@ def _run_sweep(spec: SweepSpec, stream: Optional[TextIO]) -> dict[str, Any]:
                          f"{scheduler.already_finished} already finished; {workers} workers "
                          f"({cpus:g} CPU, {gpus:g} GPU each)\n")
             if workers > fits:
-                stream.write(f"[zssrgan] {max(fits, 0)} of the {workers} workers fit the cluster now; the others "
+                stream.write(f"[zssrgan] {fits} of the {workers} workers fit the cluster now; the others "
                              "start when it has room (an autoscaling cluster adds nodes for them)\n")
             ask_autoscaler(workers, cpus, gpus)
             asked = True

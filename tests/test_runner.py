@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import _thread
 import contextlib
+import dataclasses
 import io
 import shutil
 import socket
@@ -155,13 +156,19 @@ def _worker_names() -> set[str]:
 
 def _when_running(uri, experiment, action, timeout=120.0, status="RUNNING", wait=1.0) -> threading.Thread:
     """Call ``action()`` ``wait`` s after a zssr job run of ``experiment`` is ``status`` (polled in a thread)."""
+    def found() -> bool:
+        try:
+            client = MlflowClient(uri)
+            experiment_obj = client.get_experiment_by_name(experiment)
+            return bool(experiment_obj and client.search_runs(
+                [experiment_obj.experiment_id], f"attributes.status = '{status}' and tags.`zssrgan.method` = 'zssr'"))
+        except Exception:  # the driver may be creating the sqlite store's tables right now: look again
+            return False
+
     def poll():
-        client = MlflowClient(uri)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            experiment_obj = client.get_experiment_by_name(experiment)
-            if experiment_obj and client.search_runs([experiment_obj.experiment_id],
-                                                     f"attributes.status = '{status}' and tags.`zssrgan.method` = 'zssr'"):
+            if found():
                 time.sleep(wait)
                 action()
                 return
@@ -191,7 +198,7 @@ def test_a_killed_worker_is_replaced_and_its_job_retried_in_the_same_run(two_gpu
 def test_ctrl_c_marks_running_jobs_killed_and_the_next_run_finishes_the_rest(two_gpu_nodes, dataset, tmp_path):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     spec = _spec(dataset, uri, methods=["zssr"], experiment="ctrlc", seeds=[0, 1],
-                 overrides=TINY + ["zssr.iters=400"])  # jobs long enough to be running 1 s after the first starts
+                 overrides=TINY + ["zssr.iters=100"])
     _when_running(uri, "ctrlc", _thread.interrupt_main)
     summary = run_sweep(spec)
     assert summary["status"] == "KILLED" and summary["killed"] >= 1
@@ -208,6 +215,8 @@ def test_workers_beyond_what_fits_wait_for_the_nodes_an_autoscaler_adds(two_gpu_
     spec = _spec(dataset, uri, methods=["zssr"], experiment="grow", seeds=[0, 1, 2], workers=3,
                  overrides=TINY + ["zssr.iters=400"])
     assert worker_shape(spec, 6, can_grow=False)[0] == 2  # a Ray started by the command cannot grow
+    with pytest.raises(SweepError, match="--workers >= 1"):
+        worker_shape(dataclasses.replace(spec, workers=0), 6)
     stream, summary = io.StringIO(), {}
     sweep = threading.Thread(target=lambda: summary.update(run_sweep(spec, stream=stream)))
     sweep.start()  # in a thread: Ray adds nodes from the main thread only
