@@ -2,10 +2,10 @@
 real MLflow (sqlite stores and a real ``mlflow server``), tiny images and budgets."""
 from __future__ import annotations
 
-import _thread
 import contextlib
 import dataclasses
 import io
+import re
 import shutil
 import socket
 import threading
@@ -68,7 +68,7 @@ def first_sweep(two_gpu_nodes, dataset, tmp_path_factory):
 
 def _spec(data, uri, methods=METHODS, experiment="sweep", overrides=TINY, **extra) -> SweepSpec:
     return SweepSpec(data=[str(data)], methods=list(methods), scales=[2], preset="quick", overrides=overrides,
-                     tracking_uri=uri, experiment=experiment, progress=False, **extra)
+                     tracking_uri=uri, experiment=experiment, **{"progress": False, **extra})
 
 
 def _runs(uri, experiment="sweep"):
@@ -195,12 +195,31 @@ def test_a_killed_worker_is_replaced_and_its_job_retried_in_the_same_run(two_gpu
     assert len(runs) == 4 and set(runs.status) == {"FINISHED"}  # the retried job reused its run
 
 
+class _CtrlCWhileRunning(io.StringIO):
+    """A terminal on which the user presses Ctrl-C once the progress line shows a running job:
+    the KeyboardInterrupt surfaces in the driver's loop, where a real one lands. (A signal sent by
+    ``_thread.interrupt_main`` from a watcher thread left this test FINISHED in some full-suite
+    runs, not reproduced alone.)"""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.pressed = False
+
+    def isatty(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        if not self.pressed and re.search(r"\b[1-9]\d* running", text):
+            self.pressed = True
+            raise KeyboardInterrupt
+        return super().write(text)
+
+
 def test_ctrl_c_marks_running_jobs_killed_and_the_next_run_finishes_the_rest(two_gpu_nodes, dataset, tmp_path):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     spec = _spec(dataset, uri, methods=["zssr"], experiment="ctrlc", seeds=[0, 1],
-                 overrides=TINY + ["zssr.iters=100"])
-    _when_running(uri, "ctrlc", _thread.interrupt_main)
-    summary = run_sweep(spec)
+                 overrides=TINY + ["zssr.iters=100"], progress=True)
+    summary = run_sweep(spec, stream=_CtrlCWhileRunning())
     assert summary["status"] == "KILLED" and summary["killed"] >= 1
     runs = _runs(uri, "ctrlc")
     assert "RUNNING" not in set(runs.status) and (runs.status == "KILLED").sum() == summary["killed"]
