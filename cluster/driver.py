@@ -72,26 +72,33 @@ def worker_shape(spec: SweepSpec, n_jobs: int, can_grow: bool = True) -> tuple[i
     cpus, gpus = resources.get("CPU", 0.0), resources.get("GPU", 0.0)
     per_cpu = float(spec.cpus_per_job)
     per_gpu = (1.0 if gpus > 0 else 0.0) if spec.gpus_per_job is None else float(spec.gpus_per_job)
-    if per_cpu <= 0 or per_gpu < 0 or (spec.workers is not None and spec.workers < 1):
-        raise SweepError("--cpus-per-job must be > 0, --gpus-per-job >= 0 and --workers >= 1")
+    if per_cpu <= 0 or per_gpu < 0:
+        raise SweepError("--cpus-per-job must be > 0 and --gpus-per-job >= 0")
     fits = int(cpus // per_cpu + 1e-9)
     if per_gpu > 0:
         fits = min(fits, int(gpus // per_gpu + 1e-9))
     if spec.workers and can_grow:
         return min(spec.workers, n_jobs), per_cpu, per_gpu, fits
     if fits < 1:
+        hint = " (on an autoscaling cluster, --workers N waits for the nodes it adds)" if can_grow else ""
         raise SweepError(f"no job fits the cluster: it has {cpus:g} CPUs and {gpus:g} GPUs, a job asks for "
-                         f"{per_cpu:g} CPUs and {per_gpu:g} GPUs (on an autoscaling cluster, --workers N waits "
-                         "for the nodes it adds)")
+                         f"{per_cpu:g} CPUs and {per_gpu:g} GPUs{hint}")
     return min(fits, spec.workers or fits, n_jobs), per_cpu, per_gpu, fits
 
 
-def ask_autoscaler(workers: int, cpus: float, gpus: float) -> None:
-    """Ask an autoscaling cluster for room for ``workers`` actors at once (a no-op on a fixed
-    cluster; ``workers=0`` withdraws the request). Ray's autoscaler does not count actors that wait
-    for a node on its own as a reason to add one beyond its upscaling speed."""
+def ask_autoscaler(workers: int, cpus: float, gpus: float, stream: TextIO) -> None:
+    """Ask an autoscaling cluster for room for ``workers`` actors at once (``workers=0`` withdraws
+    the request). Ray's autoscaler does not otherwise count actors waiting for a node as a reason to
+    add nodes beyond its upscaling speed. The request is one per cluster, so a sweep makes it only
+    when it needs more than fits. A hint only: where it cannot be made (Ray Client, ``ray://``,
+    has no direct line to the cluster's control store), the waiting actors still start whenever
+    nodes join, so a failure is reported and the sweep goes on."""
     bundle = {"CPU": cpus, **({"GPU": gpus} if gpus > 0 else {})}
-    request_resources(bundles=[dict(bundle) for _ in range(workers)])
+    try:
+        request_resources(bundles=[dict(bundle) for _ in range(workers)])
+    except Exception as exc:
+        stream.write(f"[zssrgan] could not {'ask the autoscaler for' if workers else 'withdraw the request for'} "
+                     f"nodes: {type(exc).__name__}: {exc}\n")
 
 
 # --------------------------------------------------------------------------------------------
@@ -236,6 +243,7 @@ class _Scheduler:
         self.actor_number = 0
         self.sweep_id = sweep.sweep_id
         self.interrupted = False
+        self.asked_for_nodes = False
 
     # -- actors ------------------------------------------------------------------------------
 
@@ -384,10 +392,13 @@ class _Scheduler:
 
     # -- the loop ----------------------------------------------------------------------------
 
-    def run(self, workers: int, cpus: float, gpus: float, progress: Progress) -> None:
+    def run(self, workers: int, cpus: float, gpus: float, progress: Progress, ask_for_nodes: bool = False) -> None:
         self.cpus, self.gpus = cpus, gpus
         for _ in range(workers):
             self._start_actor()
+        self.asked_for_nodes = ask_for_nodes
+        if ask_for_nodes:
+            ask_autoscaler(workers, cpus, gpus, self.stream)
         try:
             while self.queue or self.tasks:
                 if not self.idle and not self.tasks and not self.starting:
@@ -414,14 +425,23 @@ class _Scheduler:
             self._kill_running()
             raise
         finally:
+            self._withdraw_node_request()
             for actor in self.idle + [t.actor for t in self.tasks.values()] + [a for a, _ in self.starting.values()]:
                 ray.kill(actor)
             progress.show(self.counts["finished"], 0, self.counts["failed"], force=True)
             progress.close()
 
+    def _withdraw_node_request(self) -> None:
+        """Once: the request for nodes ends with the sweep (before any MLflow call on the way out,
+        since a stopped Ray job is killed seconds after its SIGTERM)."""
+        if self.asked_for_nodes:
+            self.asked_for_nodes = False
+            ask_autoscaler(0, 0.0, 0.0, self.stream)
+
     def _kill_running(self) -> None:
         """No run is left RUNNING when the driver stops early (unless the store is gone: the next
         run of the sweep marks them)."""
+        self._withdraw_node_request()
         self.queue.clear()
         try:
             for run_id in self.open_runs.values():  # running, or waiting for a retry
@@ -476,7 +496,7 @@ def _run_sweep(spec: SweepSpec, stream: Optional[TextIO]) -> dict[str, Any]:
     scheduler = _Scheduler(sweep, spec, tracker, finished, stream)
     for reason in sweep.skipped:
         stream.write(f"[zssrgan] skipped: {reason}\n")
-    started_ray = asked = False
+    started_ray = False
     try:
         if scheduler.queue or scheduler.total:
             started_ray = connect(spec.address)
@@ -488,9 +508,8 @@ def _run_sweep(spec: SweepSpec, stream: Optional[TextIO]) -> dict[str, Any]:
             if workers > fits:
                 stream.write(f"[zssrgan] {fits} of the {workers} workers fit the cluster now; the others "
                              "start when it has room (an autoscaling cluster adds nodes for them)\n")
-            ask_autoscaler(workers, cpus, gpus)
-            asked = True
-            scheduler.run(workers, cpus, gpus, Progress(scheduler.total, stream, spec.progress))
+            scheduler.run(workers, cpus, gpus, Progress(scheduler.total, stream, spec.progress),
+                          ask_for_nodes=workers > fits)
     except TrackingLost as exc:
         raise TrackingLost(
             f"lost the tracking store during sweep {sweep.sweep_id}: {exc}. The jobs recorded FINISHED are kept "
@@ -503,8 +522,6 @@ def _run_sweep(spec: SweepSpec, stream: Optional[TextIO]) -> dict[str, Any]:
             tracker.end_sweep(status, {**scheduler.summary(), "error": f"{type(exc).__name__}: {exc}"})
         raise
     finally:
-        if asked:
-            ask_autoscaler(0, 0.0, 0.0)
         if started_ray:
             ray.shutdown()
     summary = scheduler.summary()

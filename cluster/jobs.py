@@ -36,8 +36,9 @@ class SweepSpec:
     ``address``: None starts a local Ray (or reuses the one this process already joined), ``auto``
     or ``ray://host:port`` joins a cluster. ``gpus_per_job`` may be a fraction (0.25 packs four jobs
     on a GPU); None means 1 where the cluster has GPUs when the sweep starts, else 0. ``workers``:
-    the number of actors; by default as many as the cluster's resources allow now, and when given,
-    that many even if some must wait for an autoscaling cluster to add nodes. ``progress``: print a
+    the number of actors; by default as many as the cluster's resources allow now. On a cluster the
+    sweep joins, a larger number is honoured (the other actors wait for an autoscaling cluster to
+    add nodes); on a Ray the sweep starts itself, it is capped to what fits. ``progress``: print a
     progress line on stderr.
     """
 
@@ -144,6 +145,8 @@ def expand(spec: SweepSpec) -> Sweep:
     """Every job of the sweep; bad methods, scales, config keys or data raise a clear error."""
     if not spec.data or not spec.methods:
         raise ValueError("a sweep needs at least one --data path and one method")
+    if spec.workers is not None and spec.workers < 1:
+        raise ValueError(f"--workers must be at least 1, got {spec.workers}")
     requested = list(dict.fromkeys(spec.methods))
     methods = {name: get_method(name) for name in requested if name != KERNELGAN}
     scales = list(dict.fromkeys(int(s) for s in spec.scales))

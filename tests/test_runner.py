@@ -234,8 +234,8 @@ def test_workers_beyond_what_fits_wait_for_the_nodes_an_autoscaler_adds(two_gpu_
     spec = _spec(dataset, uri, methods=["zssr"], experiment="grow", seeds=[0, 1, 2], workers=3,
                  overrides=TINY + ["zssr.iters=400"])
     assert worker_shape(spec, 6, can_grow=False)[0] == 2  # a Ray started by the command cannot grow
-    with pytest.raises(SweepError, match="--workers >= 1"):
-        worker_shape(dataclasses.replace(spec, workers=0), 6)
+    with pytest.raises(ValueError, match="--workers must be at least 1"):
+        expand(dataclasses.replace(spec, workers=0))  # before Ray or MLflow is touched
     stream, summary = io.StringIO(), {}
     sweep = threading.Thread(target=lambda: summary.update(run_sweep(spec, stream=stream)))
     sweep.start()  # in a thread: Ray adds nodes from the main thread only
@@ -278,8 +278,11 @@ def test_a_tracking_server_lost_mid_sweep_stops_it_in_words_and_the_rerun_does_o
     url = server.enter_context(running_mlflow_server(tmp_path, port))
     stopped = []
     # the server's own store, read directly: it is still there once the server is gone
-    _when_running(f"sqlite:///{tmp_path / 'mlflow.db'}", "outage", lambda: (stopped.append(time.monotonic()), server.close()),
-                  status="FINISHED", wait=0.0)
+    def stop_server():
+        stopped.append(time.monotonic())
+        server.close()
+
+    _when_running(f"sqlite:///{tmp_path / 'mlflow.db'}", "outage", stop_server, status="FINISHED", wait=0.0)
     try:
         with pytest.raises(TrackingLost) as lost:
             run_sweep(spec)

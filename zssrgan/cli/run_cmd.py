@@ -46,8 +46,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cpus-per-job", type=float, default=1.0, metavar="N",
                         help="CPUs per job, also its torch/OpenMP thread count (default 1)")
     parser.add_argument("--workers", type=int, default=None, metavar="N",
-                        help="N workers (default: as many as the cluster's resources allow now); those that do "
-                             "not fit yet wait for an autoscaling cluster to add nodes")
+                        help="N workers (default: as many as the cluster's resources allow now); on a joined "
+                             "cluster those that do not fit yet wait for the autoscaler to add nodes, on a Ray "
+                             "started by this command N is capped to what fits")
     parser.add_argument("--max-retries", type=int, default=2, metavar="N",
                         help="retries of a job whose worker died (default 2)")
     parser.add_argument("--dry-run", action="store_true", help="print the job table and exit")
