@@ -62,6 +62,12 @@ def connect(address: Optional[str]) -> bool:
     return True
 
 
+def _slots(resources: dict, per_cpu: float, per_gpu: float) -> int:
+    """How many actors of ``per_cpu`` CPUs and ``per_gpu`` GPUs fit in ``resources``."""
+    count = int(resources.get("CPU", 0.0) // per_cpu + 1e-9)
+    return min(count, int(resources.get("GPU", 0.0) // per_gpu + 1e-9)) if per_gpu > 0 else count
+
+
 def worker_shape(spec: SweepSpec, n_jobs: int, can_grow: bool = True) -> tuple[int, float, float, int]:
     """(number of actors, CPUs each, GPUs each, how many of them fit the cluster now).
 
@@ -74,14 +80,16 @@ def worker_shape(spec: SweepSpec, n_jobs: int, can_grow: bool = True) -> tuple[i
     per_gpu = (1.0 if gpus > 0 else 0.0) if spec.gpus_per_job is None else float(spec.gpus_per_job)
     if per_cpu <= 0 or per_gpu < 0:
         raise SweepError("--cpus-per-job must be > 0 and --gpus-per-job >= 0")
-    fits = int(cpus // per_cpu + 1e-9)
-    if per_gpu > 0:
-        fits = min(fits, int(gpus // per_gpu + 1e-9))
+    # an actor lives on one node: count per node, not over the cluster's totals
+    nodes = [node["Resources"] for node in ray.nodes() if node.get("Alive")]
+    fits = sum(_slots(node, per_cpu, per_gpu) for node in nodes)
     if spec.workers and can_grow:
         return min(spec.workers, n_jobs), per_cpu, per_gpu, fits
     if fits < 1:
         hint = " (on an autoscaling cluster, --workers N waits for the nodes it adds)" if can_grow else ""
-        raise SweepError(f"no job fits the cluster: it has {cpus:g} CPUs and {gpus:g} GPUs, a job asks for "
+        largest = max(nodes, key=lambda node: (node.get("GPU", 0.0), node.get("CPU", 0.0)), default={})
+        raise SweepError(f"no job fits the cluster: its largest node has {largest.get('CPU', 0.0):g} CPUs and "
+                         f"{largest.get('GPU', 0.0):g} GPUs ({cpus:g} and {gpus:g} in all), a job asks for "
                          f"{per_cpu:g} CPUs and {per_gpu:g} GPUs{hint}")
     return min(fits, spec.workers or fits, n_jobs), per_cpu, per_gpu, fits
 

@@ -234,6 +234,8 @@ def test_workers_beyond_what_fits_wait_for_the_nodes_an_autoscaler_adds(two_gpu_
     spec = _spec(dataset, uri, methods=["zssr"], experiment="grow", seeds=[0, 1, 2], workers=3,
                  overrides=TINY + ["zssr.iters=400"])
     assert worker_shape(spec, 6, can_grow=False)[0] == 2  # a Ray started by the command cannot grow
+    with pytest.raises(SweepError, match="its largest node has 1 CPUs"):  # 2 CPUs in all, but not on one node
+        worker_shape(dataclasses.replace(spec, cpus_per_job=2), 6, can_grow=False)
     with pytest.raises(ValueError, match="--workers must be at least 1"):
         expand(dataclasses.replace(spec, workers=0))  # before Ray or MLflow is touched
     stream, summary = io.StringIO(), {}
