@@ -74,14 +74,13 @@ def worker_shape(spec: SweepSpec, n_jobs: int, can_grow: bool = True) -> tuple[i
     On a cluster that ``can_grow`` (one this command joined rather than started), ``workers`` is
     honoured beyond what fits now: the other actors wait until the cluster has room, which an
     autoscaling cluster makes for them (see :func:`ask_autoscaler`)."""
-    resources = ray.cluster_resources()
-    cpus, gpus = resources.get("CPU", 0.0), resources.get("GPU", 0.0)
+    # an actor lives on one node: what fits is counted node by node, not from the cluster's totals
+    nodes = [node["Resources"] for node in ray.nodes() if node.get("Alive")]
+    cpus, gpus = (sum(node.get(name, 0.0) for node in nodes) for name in ("CPU", "GPU"))
     per_cpu = float(spec.cpus_per_job)
     per_gpu = (1.0 if gpus > 0 else 0.0) if spec.gpus_per_job is None else float(spec.gpus_per_job)
     if per_cpu <= 0 or per_gpu < 0:
         raise SweepError("--cpus-per-job must be > 0 and --gpus-per-job >= 0")
-    # an actor lives on one node: count per node, not over the cluster's totals
-    nodes = [node["Resources"] for node in ray.nodes() if node.get("Alive")]
     fits = sum(_slots(node, per_cpu, per_gpu) for node in nodes)
     if spec.workers and can_grow:
         return min(spec.workers, n_jobs), per_cpu, per_gpu, fits

@@ -58,6 +58,7 @@ _PAGE = 1000
 HTTP_RETRY_DEFAULTS = {MLFLOW_HTTP_REQUEST_MAX_RETRIES.name: "5", MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR.name: "1",
                        MLFLOW_HTTP_REQUEST_TIMEOUT.name: "20"}
 
+
 class TrackingUnavailable(RuntimeError):
     """The tracking store cannot be reached or written."""
 
@@ -436,14 +437,13 @@ class Tracker:
         run_name = f"{job.method}-{job.item.name}-x{job.scale}-s{job.seed}"
         with self._store_must_answer():
             run = self.client.create_run(self.experiment_id, tags=job_tags(job, self.parent_id), run_name=run_name)
-            run_id = run.info.run_id
-            self._guarded(run_id, lambda: self._log_params(run_id, job_params(job)))
+        run_id = run.info.run_id
+        self._guarded(run_id, lambda: self._log_params(run_id, job_params(job)))
         return run_id
 
     def finish_job(self, run_id: str, job, evaluation) -> None:
         """Metrics, curves, device/host tags and artifacts, then FINISHED."""
-        with self._store_must_answer():
-            self._guarded(run_id, lambda: self._log_evaluation(run_id, evaluation))
+        self._guarded(run_id, lambda: self._log_evaluation(run_id, evaluation))
 
     def fail_job(self, run_id: str, job, error: str, traceback: str) -> None:
         """FAILED, with a one-line ``zssrgan.error`` tag and the full ``traceback.txt``."""
@@ -509,7 +509,8 @@ class Tracker:
 
     def _guarded(self, run_id: str, log) -> None:
         """Run ``log()``; if it fails, the run is marked FAILED with the reason and the error re-raised,
-        so no run is left RUNNING with half its data (unless the store is gone: nothing can be marked)."""
+        so no run is left RUNNING with half its data; if the store is gone, nothing can be marked and
+        :class:`TrackingLost` is raised, as :meth:`_store_must_answer` does."""
         try:
             log()
         except Exception as exc:

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from zssrgan.kernels import (RECENTRING_PAD, KernelError, analytic_x4_kernel, analytic_x4_kernel_torch, anisotropic_gaussian,
-                             center_of_mass, isotropic_gaussian, kernel_shift, kernel_shift_torch,
+from zssrgan.kernels import (RECENTRING_PAD, KernelError, analytic_x4_kernel, analytic_x4_kernel_torch,
+                             anisotropic_gaussian, center_of_mass, isotropic_gaussian, kernel_shift, kernel_shift_torch,
                              matlab_bicubic_kernel, postprocess_kernel, postprocess_kernel_torch,
                              sample_div2krk_kernel, validate_kernel, zeroize_negligible, zeroize_negligible_torch)
 from zssrgan.resize import imresize, imresize_torch

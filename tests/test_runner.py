@@ -279,11 +279,12 @@ def test_a_tracking_server_lost_mid_sweep_stops_it_in_words_and_the_rerun_does_o
     server = contextlib.ExitStack()
     url = server.enter_context(running_mlflow_server(tmp_path, port))
     stopped = []
-    # the server's own store, read directly: it is still there once the server is gone
+
     def stop_server():
         stopped.append(time.monotonic())
         server.close()
 
+    # the server's own store, read directly: it is still there once the server is gone
     _when_running(f"sqlite:///{tmp_path / 'mlflow.db'}", "outage", stop_server, status="FINISHED", wait=0.0)
     try:
         with pytest.raises(TrackingLost) as lost:
