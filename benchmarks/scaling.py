@@ -24,7 +24,7 @@ import ray
 
 from cluster.driver import run_sweep
 from cluster.jobs import SweepSpec, expand
-from cluster.tracking import load_runs
+from cluster.runs import load_runs
 from zssrgan.device import cpu_model
 from zssrgan.io import save_image
 

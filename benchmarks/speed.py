@@ -20,7 +20,7 @@ import pandas as pd
 
 from quality import add_dataset_arguments, hardware, run_benchmark, write_json  # puts the checkout on sys.path
 
-from cluster.tracking import load_runs
+from cluster.runs import load_runs
 from zssrgan.report.tables import method_order
 
 _NOT_PHASES = ("time_total", "time_queue_wait")

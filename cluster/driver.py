@@ -14,7 +14,7 @@ Failures stay local: a method's exception ends its run FAILED with the reason; t
 failed estimate fail with that reason; a job whose worker died is retried on a fresh actor up to
 ``max_retries`` times. Ctrl-C stops dispatching, marks the running jobs KILLED and returns
 ``status == "KILLED"``; the next run of the same sweep does the rest. A tracking store that stops
-answering mid-sweep stops it with :class:`~cluster.tracking.TrackingLost`, saying what was kept:
+answering mid-sweep stops it with :class:`~cluster.store.TrackingLost`, saying what was kept:
 the runs recorded before stay as they are, the jobs in flight are left RUNNING unrecorded, and the
 next run of the same sweep marks those KILLED and runs them again.
 """
@@ -37,7 +37,9 @@ from ray.exceptions import ObjectLostError, RayActorError, RayTaskError, WorkerC
 from zssrgan.config import flatten
 
 from .jobs import Job, Sweep, SweepSpec, base_config, expand
-from .tracking import Tracker, TrackingLost, bounded_mlflow_retries, check_reachable, grid_tag
+from .records import grid_tag
+from .store import TrackingLost, bounded_mlflow_retries, check_reachable
+from .tracking import Tracker
 from .worker import JobFailure, Worker
 
 SUMMARY_METRICS = ("psnr_y", "ssim_y", "kernel_error", "time_total")

@@ -10,7 +10,7 @@ import ray
 from mlflow import MlflowClient
 from PIL import Image
 
-from cluster.tracking import load_runs
+from cluster.runs import load_runs
 from zssrgan.cli import main
 from zssrgan.cli.demo_cmd import write_photos
 from zssrgan.cli.report_cmd import mlflow_access

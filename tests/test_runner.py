@@ -20,7 +20,8 @@ from ray.cluster_utils import Cluster
 
 from cluster.driver import SweepError, run_sweep, worker_shape
 from cluster.jobs import SweepSpec, expand
-from cluster.tracking import TrackingLost, TrackingUnavailable, load_runs
+from cluster.runs import load_runs
+from cluster.store import TrackingLost, TrackingUnavailable
 from conftest import free_port, running_mlflow_server
 from zssrgan.cli import main
 from zssrgan.datasets import make_dataset

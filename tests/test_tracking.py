@@ -15,8 +15,10 @@ import scipy.io
 from mlflow import MlflowClient
 
 from cluster.jobs import Job
-from cluster.tracking import (HTTP_RETRY_DEFAULTS, TrackingUnavailable, Tracker, bounded_mlflow_retries,
-                              check_reachable, git_commit, load_runs, metric_history)
+from cluster.records import git_commit
+from cluster.runs import load_runs, metric_history
+from cluster.store import HTTP_RETRY_DEFAULTS, TrackingUnavailable, bounded_mlflow_retries, check_reachable
+from cluster.tracking import Tracker
 from zssrgan.config import flatten, preset
 from zssrgan.datasets import ImageItem
 from zssrgan.io import load_image

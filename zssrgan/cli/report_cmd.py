@@ -52,7 +52,7 @@ def mlflow_access(tracking_uri: str, cache: Path):
     import mlflow.artifacts
     from mlflow.exceptions import MlflowException
 
-    from cluster.tracking import metric_history
+    from cluster.runs import metric_history
 
     def artifact(run_id: str, name: str) -> Optional[Path]:
         try:
@@ -73,7 +73,8 @@ def write_report(tracking_uri: str, experiment: str, out: str | Path, sweep: Opt
     (artifacts under ``report/``); returns ``out/index.html``."""
     from mlflow import MlflowClient
 
-    from cluster.tracking import find_sweep_parent, load_runs
+    from cluster.runs import load_runs
+    from cluster.tracking import find_sweep_parent
 
     from ..report import build_report
 
