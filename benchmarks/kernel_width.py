@@ -6,7 +6,7 @@ kernel; what ZSSR (the post-KernelGAN configuration) scores on the bicubic LR im
 Gaussians of several widths, beside ``zssr`` and ``kernelgan-zssr``; after KernelGAN's run on the
 bicubic LR image, its discriminator's verdict on the image downscaled with Gaussians of those
 widths; and, as a candidate for a better estimate, the width the LR image's own cross-scale
-statistics point to (``cross_scale_sigma``) with ZSSR's score given a Gaussian of that width, on
+statistics point to (``zssrgan.cross_scale``, the ``cross-scale`` estimator) with ZSSR's score given a Gaussian of that width, on
 both degradations. ``--cue-only`` prints just that width against the truth (no training, seconds).
 Width: the RMS of the two axes' standard deviations of the kernel's positive part (sigma for an
 isotropic Gaussian).
@@ -27,46 +27,15 @@ from methods_quick import CLASSIC, HERE, centre_crop, degradations
 from zssrgan.config import apply_overrides, preset
 from zssrgan.device import device_name, resolve_device, set_threads
 from zssrgan.io import load_image
-from zssrgan.kernels import isotropic_gaussian, kernel_shift
+from zssrgan.cross_scale import cross_scale_sigma
+from zssrgan.kernels import isotropic_gaussian, kernel_width
 from zssrgan.methods import run_method
-from zssrgan.metrics import evaluate, kernel_error, rgb2y
-from zssrgan.resize import imresize
+from zssrgan.metrics import evaluate, kernel_error
 from zssrgan.archs.kernelgan_arch import generate
 from zssrgan.train.kernelgan import KernelGANTrainer, estimate_kernel
 
 OUT = HERE / "out" / "kernel_width.json"
 CUE_OUT = HERE / "out" / "kernel_width_cue.json"
-
-
-def kernel_width(kernel: np.ndarray) -> float:
-    """RMS of the two axes' standard deviations of the kernel's positive part (sigma for an
-    isotropic Gaussian)."""
-    k = np.clip(kernel, 0.0, None)
-    k = k / k.sum()
-    rows, cols = np.mgrid[:k.shape[0], :k.shape[1]]
-    cy, cx = (k * rows).sum(), (k * cols).sum()
-    return float(np.sqrt((k * ((rows - cy) ** 2 + (cols - cx) ** 2)).sum() / 2))
-
-
-def band_ratio(img: np.ndarray) -> float:
-    """Energy of the upper half-band (0.25-0.5 cycles/px) over the band below it (Y channel)."""
-    y = rgb2y(img)
-    y = (y - y.mean()) * np.outer(np.hanning(y.shape[0]), np.hanning(y.shape[1]))
-    power = np.abs(np.fft.fft2(y)) ** 2
-    radius = np.hypot(*np.meshgrid(np.fft.fftfreq(y.shape[0]), np.fft.fftfreq(y.shape[1]), indexing="ij"))
-    return float(power[(radius > 0.25) & (radius <= 0.5)].sum() / power[(radius > 0.125) & (radius <= 0.25)].sum())
-
-
-def cross_scale_sigma(lr: np.ndarray) -> float:
-    """The Gaussian sigma whose x2 downscale of ``lr`` keeps ``lr``'s band ratio: the kernel that
-    makes the image look alike across scales, which is what KernelGAN's discriminator judges
-    (a coarse cue; searched over 0.4-2.5, so 0.4 reads "0.4 or less")."""
-    target = band_ratio(lr)
-    sigmas = np.linspace(0.4, 2.5, 43)
-    ratios = [band_ratio(imresize(lr, scale=0.5, kernel=kernel_shift(isotropic_gaussian(13, s), 2))) for s in sigmas]
-    if np.any(np.diff(ratios) >= 0):
-        raise RuntimeError("the band ratio did not fall steadily with sigma; the search assumes it does")
-    return float(np.interp(target, ratios[::-1], sigmas[::-1]))
 
 
 def discriminator_scores(trainer: KernelGANTrainer, sigmas: list[float], steps: int = 200) -> dict:
@@ -92,7 +61,7 @@ def cue_table(names: list[str], size: int) -> list[dict]:
         degraded = degradations(centre_crop(load_image(CLASSIC / f"{name}.png"), size), name)
         row = {"image": name, **{f"{label}_{key}": value for label, (lr, kernel) in degraded.items()
                                  for key, value in (("true_width", kernel_width(kernel)),
-                                                    ("cross_scale_sigma", cross_scale_sigma(lr)))}}
+                                                    ("cross_scale_sigma", cross_scale_sigma(lr)[0]))}}
         rows.append(row)
         print(f"{name:10s} bicubic: true {row['bicubic_true_width']:.2f}, cue {row['bicubic_cross_scale_sigma']:.2f} "
               f"| DIV2KRK: true {row['div2krk_true_width']:.2f}, cue {row['div2krk_cross_scale_sigma']:.2f}", flush=True)
@@ -139,7 +108,7 @@ def main() -> None:
                                 estimate=given if method == "kernelgan-zssr" else None)
             return evaluate(result.sr, image, 2, gt=hr)["psnr_y"]
 
-        cue, div2krk_cue = cross_scale_sigma(lr), cross_scale_sigma(div2krk_lr)
+        cue, div2krk_cue = cross_scale_sigma(lr)[0], cross_scale_sigma(div2krk_lr)[0]
 
         row = {"image": name, "true_width": kernel_width(bicubic), "kernelgan_width": kernel_width(estimate.kernels[2]),
                "kernel_error": kernel_error(estimate.kernels[2], bicubic), "cross_scale_sigma": cue,

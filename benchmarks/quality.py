@@ -5,6 +5,8 @@ ending in the report. Prints the per-method table and writes benchmarks/out/qual
         --scales 2 --preset paper --images 15
     .venv/bin/python benchmarks/quality.py --data /path/to/DIV2KRK --scales 2,4 --preset paper
 
+    .venv/bin/python benchmarks/quality.py --methods zssr,kernelgan-zssr --grid estimator=kernelgan,cross-scale
+
 ``--make-from`` degrades a folder of HR images into the DIV2KRK layout first (``--protocol``);
 ``--data`` takes a finished DIV2KRK-layout folder (or a folder of LR photos). ``--names a,b``
 keeps the images of those names, ``--images N`` the first N; ``--size PX`` centre-crops the HR
@@ -26,6 +28,7 @@ sys.path.insert(0, str(HERE.parent))  # run from a checkout without installing
 
 from cluster.driver import run_sweep  # noqa: E402
 from cluster.jobs import SweepSpec  # noqa: E402
+from zssrgan.cli.run_cmd import parse_grid  # noqa: E402
 from zssrgan.datasets import PROTOCOLS, discover, make_dataset  # noqa: E402
 from zssrgan.io import load_image, save_image  # noqa: E402
 from zssrgan.methods import METHODS  # noqa: E402
@@ -54,6 +57,9 @@ def add_dataset_arguments(parser: argparse.ArgumentParser, images: int | None, f
     parser.add_argument("--preset", default="quick", help="config preset (default quick; paper: published)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument("--methods", default=",".join(METHODS), help="methods (default: all)")
+    parser.add_argument("--estimator", default=None, help="kernel estimator of the blind methods (default kernelgan)")
+    parser.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2",
+                        help="ablation grid, as `zssrgan run --grid` (e.g. estimator=kernelgan,cross-scale)")
     parser.add_argument("--images", type=int, default=images, metavar="N", help="use the first N images")
     parser.add_argument("--names", default=None, help="comma-separated image names to use (default: all)")
     parser.add_argument("--size", type=int, default=None, metavar="PX",
@@ -106,8 +112,10 @@ def run_benchmark(args: argparse.Namespace, experiment: str) -> tuple[dict, str,
     work = own_folder(Path(args.out).resolve(), OWN, replace=OWN)  # a fresh store: every job runs
     data = prepare_dataset(args, work, scales)
     uri = f"sqlite:///{work / 'mlflow.db'}"
+    overrides = args.overrides + ([f"estimator={args.estimator}"] if args.estimator else [])
     spec = SweepSpec(data=[str(data)], methods=args.methods.split(","), scales=list(scales), preset=args.preset,
-                     overrides=args.overrides, experiment=experiment, tracking_uri=uri, workers=args.workers)
+                     overrides=overrides, grid=parse_grid(args.grid), experiment=experiment, tracking_uri=uri,
+                     workers=args.workers)
     return run_sweep(spec), uri, work
 
 
@@ -132,7 +140,8 @@ def main() -> None:
     path = write_json("quality", {
         "command": shlex.join([Path(sys.executable).name, *sys.argv]),
         "device": device,
-        "preset": args.preset, "overrides": args.overrides, "scales": args.scales,
+        "preset": args.preset, "overrides": args.overrides, "estimator": args.estimator, "grid": args.grid,
+        "scales": args.scales,
         "dataset": args.data or f"{args.make_from} ({args.protocol})", "images": args.images, "size": args.size,
         "sweep": {k: summary[k] for k in ("sweep_id", "jobs", "finished", "failed", "seconds")},
         "methods": table.to_dict(orient="records"),

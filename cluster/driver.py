@@ -1,7 +1,7 @@
 """The sweep driver: expand a sweep, feed Ray actors, record every job in MLflow.
 
 One actor per job slot, one job per actor at a time, so the number of jobs in flight is bounded by
-the number of actors (backpressure: the queue stays in the driver, as paths). A KernelGAN estimate
+the number of actors (backpressure: the queue stays in the driver, as paths). A kernel estimate
 job hands its estimate to the jobs that reuse it through Ray's object store (the driver never
 fetches it); the reference is dropped once the last of them is done.
 
@@ -162,14 +162,15 @@ class _Group:
                 self.sums[name] = self.sums.get(name, 0.0) + values[name]
                 self.counts[name] = self.counts.get(name, 0) + 1
 
-    def row(self, method: str, scale: int, grid: str) -> dict[str, Any]:
+    def row(self, method: str, estimator: str, scale: int, grid: str) -> dict[str, Any]:
         means = {name: self.sums[name] / self.counts[name] for name in self.sums}
-        return {"method": method, "scale": scale, "grid": grid, "done": self.done, "failed": self.failed, **means}
+        return {"method": method, "estimator": estimator, "scale": scale, "grid": grid, "done": self.done,
+                "failed": self.failed, **means}
 
 
 def format_summary(summary: dict[str, Any]) -> str:
     """The per-method table of a finished sweep and where to look at the runs."""
-    header = ["method", "scale", "grid", "done", "failed", *SUMMARY_METRICS]
+    header = ["method", "estimator", "scale", "grid", "done", "failed", *SUMMARY_METRICS]
     rows = [[str(r.get(h, "")) if not isinstance(r.get(h), float) else f"{r[h]:.4g}" for h in header]
             for r in summary["table"]]
     lines = [f"sweep {summary['sweep_id']}: {summary['finished']} finished, {summary['failed']} failed, "
@@ -185,10 +186,11 @@ def format_summary(summary: dict[str, Any]) -> str:
 
 def format_jobs(sweep: Sweep) -> str:
     """The dry-run table: one line per job, in dispatch order."""
-    lines = [f"{'key':<12}  {'method':<16}  {'image':<20}  {'scale':>5}  {'seed':>4}  {'uses':<12}  grid"]
+    lines = [f"{'key':<12}  {'method':<16}  {'estimator':<12}  {'image':<20}  {'scale':>5}  {'seed':>4}  "
+             f"{'uses':<12}  grid"]
     for job in sweep.jobs:
-        lines.append(f"{job.key[:12]:<12}  {job.method:<16}  {job.item.name[:20]:<20}  {job.scale:>5}  "
-                     f"{job.seed:>4}  {(job.estimate_key or '-')[:12]:<12}  {grid_tag(job.grid)}")
+        lines.append(f"{job.key[:12]:<12}  {job.method:<16}  {job.estimator or '-':<12}  {job.item.name[:20]:<20}  "
+                     f"{job.scale:>5}  {job.seed:>4}  {(job.estimate_key or '-')[:12]:<12}  {grid_tag(job.grid)}")
     lines.append(f"{len(sweep.jobs)} jobs, sweep {sweep.sweep_id}")
     lines += [f"skipped: {reason}" for reason in sweep.skipped]
     return "\n".join(lines)
@@ -206,7 +208,7 @@ def ui_hint(tracking_uri: str) -> str:
 
 @dataclass
 class _Estimate:
-    """One KernelGAN estimate and the jobs that reuse it."""
+    """One kernel estimate and the jobs that reuse it."""
 
     job: Job
     waiting: list[Job] = field(default_factory=list)  # dependants not dispatched yet
@@ -228,7 +230,7 @@ class _Scheduler:
                  stream: TextIO) -> None:
         self.spec, self.tracker, self.stream = spec, tracker, stream
         self.queue: deque[tuple[Job, bool]] = deque()  # (job, tracked)
-        self.estimates = {j.key: _Estimate(j) for j in sweep.jobs if j.kind == "kernelgan"}
+        self.estimates = {j.key: _Estimate(j) for j in sweep.jobs if j.kind == "estimate"}
         todo = [j for j in sweep.jobs if j.key not in finished]
         for job in todo:
             if job.estimate_key is None:
@@ -247,7 +249,7 @@ class _Scheduler:
         self.tasks: dict[Any, _Task] = {}
         self.idle: list[Any] = []
         self.starting: dict[Any, tuple[Any, float]] = {}  # ready() ref -> (actor, since)
-        self.groups: dict[tuple[str, int, str], _Group] = {}
+        self.groups: dict[tuple[str, str, int, str], _Group] = {}
         self.counts = {"finished": 0, "failed": 0, "killed": 0, "retries": 0}
         self.actor_number = 0
         self.sweep_id = sweep.sweep_id
@@ -290,7 +292,7 @@ class _Scheduler:
     def _ended(self, job: Job, values: Optional[dict[str, float]]) -> None:
         """Count a tracked job that ended (values None: failed) and release its estimate."""
         del self.open_runs[job.key]
-        group = self.groups.setdefault((job.method, job.scale, grid_tag(job.grid)), _Group())
+        group = self.groups.setdefault((job.method, job.estimator, job.scale, grid_tag(job.grid)), _Group())
         if values is None:
             group.failed += 1
             self.counts["failed"] += 1
@@ -303,22 +305,22 @@ class _Scheduler:
             if slot.remaining == 0:
                 slot.ref = None
 
-    def _fail(self, task: _Task, error: str, traceback: str) -> None:
+    def _fail(self, task: _Task, error: str, traceback: str, metrics: Optional[dict[str, float]] = None) -> None:
         job = task.job
         if task.run_id is not None:
             try:
-                self.tracker.fail_job(task.run_id, job, error, traceback)
+                self.tracker.fail_job(task.run_id, job, error, traceback, metrics)
             except TrackingLost:
                 raise
             except Exception as exc:  # the store is there but refused this record: the sweep goes on
                 self.stream.write(f"[zssrgan] could not record that {job.method} on {job.item.name} failed "
                                   f"({error}): {type(exc).__name__}: {exc}\n")
             self._ended(job, None)
-        if job.kind == "kernelgan":
+        if job.kind == "estimate":
             self._estimate_failed(self.estimates[job.key], error)
 
     def _estimate_failed(self, slot: _Estimate, error: str) -> None:
-        reason = f"the KernelGAN estimate this method reuses failed: {error}"
+        reason = f"the {slot.job.estimator} kernel estimate this method reuses failed: {error}"
         for dependant in slot.waiting:
             self.tracker.fail_job(self._run_id(dependant), dependant, reason, reason)
             self._ended(dependant, None)
@@ -336,7 +338,7 @@ class _Scheduler:
                 self._fail(task, f"recording the run failed: {type(exc).__name__}: {exc}", "")
                 return
             self._ended(job, {**evaluation.metrics, "time_total": evaluation.timings.get("total", math.nan)})
-        if job.kind == "kernelgan":
+        if job.kind == "estimate":
             slot = self.estimates[job.key]
             slot.computing = False
             if slot.waiting:
@@ -379,7 +381,7 @@ class _Scheduler:
             return
         self.idle.append(task.actor)
         if isinstance(result, JobFailure):
-            self._fail(task, result.error, result.traceback)
+            self._fail(task, result.error, result.traceback, result.metrics)
         else:
             self._succeed(task, result)
 

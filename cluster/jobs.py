@@ -2,8 +2,13 @@
 
 A sweep (:class:`SweepSpec`) expands to images x methods x scales x seeds x config-grid points.
 Jobs hold paths and shared config objects, not pixels, so a queue of tens of thousands of jobs
-stays small. KernelGAN runs as a job of its own, once per (image, scale, seed, KernelGAN config),
-and the methods that reuse its estimate name it in ``estimate_key``.
+stays small. A kernel estimate runs as a job of its own, once per (image, scale, seed, estimator
+and its config), and the methods that reuse it name it in ``estimate_key``.
+
+A job's key hashes the image's content and the configuration the job reads: the sections its
+method reads (``METHOD_SECTIONS``) and, for the blind methods, the estimator's name and sections
+(``ESTIMATOR_SECTIONS``). A grid over a key a job does not read therefore leaves that job's key
+alone: it runs once and belongs to every point of the grid.
 """
 from __future__ import annotations
 
@@ -16,14 +21,13 @@ from typing import Any, Optional
 
 from zssrgan.config import Config, ConfigError, apply_overrides, flatten, preset, set_value
 from zssrgan.datasets import ImageItem, discover
-from zssrgan.methods import get_method
+from zssrgan.estimators import get_estimator
+from zssrgan.methods import DISCRIMINATOR, KERNEL, Method, applicable, get_method
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"  # the embedded default: a local file, artifacts beside it
 
-KERNELGAN = "kernelgan"
-# Config sections a KernelGAN estimate does not depend on: left out of its key, so every grid
-# point that only changes ZSSR / ZSSRGAN settings shares one estimate.
-_NOT_KERNELGAN = ("zssr.", "zssrgan.")
+ESTIMATE = "estimate"  # the pseudo-method of the estimate jobs: `--methods estimate` records estimates alone
+COMMON_KEYS = ("seed", "device", "real")  # read by every job
 
 
 @dataclass
@@ -68,8 +72,8 @@ class Job:
     """
 
     key: str
-    kind: str  # "kernelgan" | "method"
-    method: str  # method name, or "kernelgan"
+    kind: str  # "estimate" | "method"
+    method: str  # method name, or "estimate"
     item: ImageItem
     scale: int
     seed: int
@@ -78,6 +82,8 @@ class Job:
     dataset: str
     sweep_id: str = ""
     estimate_key: Optional[str] = None
+    estimator: str = ""  # the kernel estimator behind the job's kernel ("" for methods that use none)
+    discriminator: bool = False  # estimate jobs: a method that reuses it needs a discriminator
 
 
 @dataclass
@@ -108,8 +114,15 @@ def job_key(image_hash: str, method: str, scale: int, seed: int, cfg_digest: str
     return hashlib.sha256(payload.encode()).hexdigest()[:32]
 
 
-def kernelgan_settings(flat_cfg: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in flat_cfg.items() if not k.startswith(_NOT_KERNELGAN)}
+def read_settings(flat_cfg: dict[str, Any], method: Optional[Method]) -> dict[str, Any]:
+    """The part of a flattened config a job reads: the common keys, its method's sections (none for
+    an estimate job, ``method`` None) and, when it uses a kernel estimator, the estimator's name
+    and sections (``Method.reads``, ``Estimator.reads``)."""
+    keys, sections = set(COMMON_KEYS), method.reads if method is not None else ()
+    if method is None or method.estimate:
+        keys.update(("estimator", "strict_estimates"))
+        sections += get_estimator(flat_cfg["estimator"]).reads
+    return {k: v for k, v in flat_cfg.items() if k in keys or k.startswith(sections)}
 
 
 def grid_points(grid: dict[str, list[Any]]) -> list[dict[str, Any]]:
@@ -141,23 +154,42 @@ def _dataset_name(path: Path) -> str:
     return path.name if path.is_dir() else path.stem
 
 
+def _job_settings(flat_cfg: dict[str, Any], point: dict[str, Any], method: Optional[Method],
+                  discriminator: bool = False) -> tuple[str, dict[str, Any]]:
+    """(digest of what the job reads, the part of the ablation point it reads). An estimate job
+    that must train KernelGAN's discriminator for an estimator without one reads "kernelgan." too."""
+    settings = read_settings(flat_cfg, method)
+    if discriminator and get_estimator(flat_cfg["estimator"]).trainer is None:
+        settings.update({k: v for k, v in flat_cfg.items() if k.startswith("kernelgan.")})
+    return config_digest(settings), {k: v for k, v in point.items() if k in settings}
+
+
 def expand(spec: SweepSpec) -> Sweep:
-    """Every job of the sweep; bad methods, scales, config keys or data raise a clear error."""
+    """Every job of the sweep; bad methods, estimators, scales, config keys or data raise a clear error."""
     if not spec.data or not spec.methods:
         raise ValueError("a sweep needs at least one --data path and one method")
     if spec.workers is not None and spec.workers < 1:
         raise ValueError(f"--workers must be at least 1, got {spec.workers}")
     requested = list(dict.fromkeys(spec.methods))
-    methods = {name: get_method(name) for name in requested if name != KERNELGAN}
+    methods = {name: get_method(name) for name in requested if name != ESTIMATE}
     scales = list(dict.fromkeys(int(s) for s in spec.scales))
     if any(s not in (2, 4) for s in scales):
         raise ValueError(f"scales must be 2 or 4, got {scales}")
     configs = _configs(spec)
+    for _, cfg in configs:
+        get_estimator(cfg.estimator)  # an unknown name fails here, before anything runs
     seeds = list(dict.fromkeys(int(s) for s in spec.seeds))
     seeded = {(i, seed): set_value(cfg, "seed", seed) for i, (_, cfg) in enumerate(configs) for seed in seeds}
-    flats = {k: flatten(cfg) for k, cfg in seeded.items()}
-    digests = {k: (config_digest(flat), config_digest(kernelgan_settings(flat))) for k, flat in flats.items()}
-    wants_estimate = KERNELGAN in requested or any(m.uses_estimate for m in methods.values())
+    discriminator = any(m.estimate == DISCRIMINATOR for m in methods.values())
+    plans = {}  # (grid point, seed) -> per method (and ESTIMATE): (settings digest, point it reads), or a reason
+    for (i, seed), cfg in seeded.items():
+        flat, point = flatten(cfg), configs[i][0]
+        plan = {name: applicable(name, cfg.estimator) or _job_settings(flat, point, method)
+                for name, method in methods.items()}
+        if ESTIMATE in requested or any(m.estimate in (KERNEL, DISCRIMINATOR) and not isinstance(plan[n], str)
+                                        for n, m in methods.items()):
+            plan[ESTIMATE] = _job_settings(flat, point, None, discriminator)
+        plans[i, seed] = plan
 
     estimates: dict[str, Job] = {}
     jobs: list[Job] = []
@@ -170,20 +202,28 @@ def expand(spec: SweepSpec) -> Sweep:
                     hashes[item.lr_path] = file_hash(item.lr_path)
                 image_hash = hashes[item.lr_path]
                 for (i, seed), cfg in seeded.items():
-                    point = configs[i][0]
-                    cfg_digest, kg_digest = digests[i, seed]
-                    kg_key = job_key(image_hash, KERNELGAN, scale, seed, kg_digest)
-                    if wants_estimate and kg_key not in estimates:
-                        kg_point = {k: v for k, v in point.items() if not k.startswith(_NOT_KERNELGAN)}
-                        estimates[kg_key] = Job(kg_key, "kernelgan", KERNELGAN, item, scale, seed, cfg,
-                                                kg_point, _dataset_name(path))
+                    plan = plans[i, seed]
+                    estimate_key = None
+                    if ESTIMATE in plan:
+                        digest, point = plan[ESTIMATE]
+                        estimate_key = job_key(image_hash, ESTIMATE, scale, seed, digest)
+                        estimates.setdefault(estimate_key, Job(
+                            estimate_key, "estimate", ESTIMATE, item, scale, seed, cfg, point, _dataset_name(path),
+                            estimator=cfg.estimator, discriminator=discriminator))
                     for name, method in methods.items():
                         if method.needs_kernel and not item.kernel_paths and item.gt_path is None:
                             skipped.append(f"{name} on {item.name} x{scale}: no true kernel and no ground truth")
                             continue
-                        depends = kg_key if method.uses_estimate else None
-                        jobs.append(Job(job_key(image_hash, name, scale, seed, cfg_digest), "method", name, item,
-                                        scale, seed, cfg, point, _dataset_name(path), estimate_key=depends))
+                        if isinstance(plan[name], str):
+                            skipped.append(f"{name} on {item.name} x{scale} with estimator {cfg.estimator}: "
+                                           f"not applicable ({plan[name]})")
+                            continue
+                        digest, point = plan[name]
+                        shares = method.estimate in (KERNEL, DISCRIMINATOR)
+                        jobs.append(Job(job_key(image_hash, name, scale, seed, digest), "method", name, item,
+                                        scale, seed, cfg, point, _dataset_name(path),
+                                        estimate_key=estimate_key if shares else None,
+                                        estimator=cfg.estimator if method.estimate else ""))
     ordered = _unique(list(estimates.values()) + jobs, skipped)
     sweep_id = hashlib.sha256("\n".join(sorted(j.key for j in ordered)).encode()).hexdigest()[:16]
     for job in ordered:
@@ -192,12 +232,12 @@ def expand(spec: SweepSpec) -> Sweep:
 
 
 def _unique(jobs: list[Job], skipped: list[str]) -> list[Job]:
-    """One job per key: the same image given twice (or two grid points that agree) runs once."""
+    """One job per key: grid points that differ only in settings a job does not read share it, and
+    the same image given twice (within one grid point: the same config object) runs once, with a note."""
     seen: dict[str, Job] = {}
     for job in jobs:
-        if job.key in seen:
+        first = seen.setdefault(job.key, job)
+        if first is not job and first.cfg is job.cfg:
             skipped.append(f"{job.method} on {job.item.name} x{job.scale} seed {job.seed}: "
                            f"same inputs as another job ({job.item.lr_path})")
-        else:
-            seen[job.key] = job
     return list(seen.values())

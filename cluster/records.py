@@ -68,7 +68,14 @@ def job_tags(job, parent_id: str) -> dict[str, str]:
         "zssrgan.scale": str(job.scale),
         "zssrgan.seed": str(job.seed),
         "zssrgan.grid": grid_tag(job.grid),
+        **({"zssrgan.estimator": job.estimator} if job.estimator else {}),
     }
+
+
+def run_name(job) -> str:
+    """``method[estimator]-image-x2-s0``: what the MLflow UI lists, the estimator where one is used."""
+    estimator = f"[{job.estimator}]" if job.estimator else ""
+    return f"{job.method}{estimator}-{job.item.name}-x{job.scale}-s{job.seed}"
 
 
 def job_params(job) -> dict[str, str]:

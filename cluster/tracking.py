@@ -25,7 +25,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.utils.validation import MAX_METRICS_PER_BATCH, MAX_PARAMS_TAGS_PER_BATCH, MAX_TAG_VAL_LENGTH
 
 from .artifacts import write_artifacts
-from .records import _chunks, _param_text, _truncate, curve_metrics, job_metrics, job_params, job_tags
+from .records import _chunks, _param_text, _truncate, curve_metrics, job_metrics, job_params, job_tags, run_name
 from .store import TrackingLost, TrackingUnavailable, artifact_location, check_reachable
 
 ERROR_TAG_LENGTH = 500  # zssrgan.error stays one short, readable line; the traceback is an artifact
@@ -132,9 +132,8 @@ class Tracker:
         """A RUNNING child run with the job's tags and params."""
         if self.parent_id is None:
             raise RuntimeError("start_job called before start_sweep")
-        run_name = f"{job.method}-{job.item.name}-x{job.scale}-s{job.seed}"
         with self._store_must_answer():
-            run = self.client.create_run(self.experiment_id, tags=job_tags(job, self.parent_id), run_name=run_name)
+            run = self.client.create_run(self.experiment_id, tags=job_tags(job, self.parent_id), run_name=run_name(job))
         run_id = run.info.run_id
         self._guarded(run_id, lambda: self._log_params(run_id, job_params(job)))
         return run_id
@@ -143,10 +142,15 @@ class Tracker:
         """Metrics, curves, device/host tags and artifacts, then FINISHED."""
         self._guarded(run_id, lambda: self._log_evaluation(run_id, evaluation))
 
-    def fail_job(self, run_id: str, job, error: str, traceback: str) -> None:
-        """FAILED, with a one-line ``zssrgan.error`` tag and the full ``traceback.txt``."""
+    def fail_job(self, run_id: str, job, error: str, traceback: str,
+                 metrics: Optional[dict[str, float]] = None) -> None:
+        """FAILED, with a one-line ``zssrgan.error`` tag, the full ``traceback.txt`` and the
+        ``metrics`` known of the failure (a failed estimate's diagnostics)."""
         with self._store_must_answer():
             try:
+                if metrics:
+                    now = int(time.time() * 1000)
+                    self.client.log_batch(run_id, metrics=[Metric(k, float(v), now, 0) for k, v in metrics.items()])
                 self.client.log_text(run_id, traceback or error, "traceback.txt")
             except Exception as exc:
                 self._raise_if_lost(exc)  # a store that is gone cannot be marked either

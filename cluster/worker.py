@@ -10,14 +10,15 @@ import os
 import socket
 import time
 import traceback
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Optional, Union
 
 import ray
 import torch
 
 from zssrgan.device import set_threads
-from zssrgan.evaluate import evaluate_kernelgan, evaluate_method
+from zssrgan.estimators import EstimateFailed
+from zssrgan.evaluate import diagnostic_metrics, evaluate_estimate, evaluate_method
 from zssrgan.results import Evaluation, KernelEstimate
 
 
@@ -25,12 +26,19 @@ from zssrgan.results import Evaluation, KernelEstimate
 class JobFailure:
     error: str  # one readable line
     traceback: str
+    metrics: dict[str, float] = field(default_factory=dict)  # what is known of a failed estimate
 
 
 def run_job(job, estimate: Optional[KernelEstimate] = None) -> Evaluation:
-    if job.kind == "kernelgan":
-        return evaluate_kernelgan(job.item, job.scale, job.cfg)
+    if job.kind == "estimate":
+        return evaluate_estimate(job.item, job.scale, job.cfg, discriminator=job.discriminator)
     return evaluate_method(job.item, job.method, job.scale, job.cfg, estimate)
+
+
+def failure(exc: Exception) -> JobFailure:
+    """A job's exception as a failure record; a failed estimate keeps its diagnostics."""
+    known = diagnostic_metrics(exc.diagnostics) if isinstance(exc, EstimateFailed) else {}
+    return JobFailure(f"{type(exc).__name__}: {exc}", traceback.format_exc(), known)
 
 
 def placement() -> tuple[str, str]:
@@ -56,13 +64,13 @@ class Worker:
 
     def run(self, job, estimate: Optional[KernelEstimate], submitted_at: float
             ) -> tuple[Union[Evaluation, JobFailure], Optional[KernelEstimate]]:
-        """(evaluation or failure, KernelGAN estimate to share); the estimate is a second return
+        """(evaluation or failure, kernel estimate to share); the estimate is a second return
         value so that it stays in the object store on its way to the jobs that reuse it."""
         waited = max(0.0, time.time() - submitted_at)
         try:
             evaluation = run_job(job, estimate)
         except Exception as exc:
-            return JobFailure(f"{type(exc).__name__}: {exc}", traceback.format_exc()), None
+            return failure(exc), None
         evaluation.timings["queue_wait"] = waited
         evaluation.host, evaluation.device = self.host, evaluation.device + self.gpu_note
         shared, evaluation.estimate = evaluation.estimate, None

@@ -8,12 +8,12 @@ import pytest
 
 from zssrgan.config import apply_overrides, preset
 from zssrgan.datasets import discover, make_dataset
-from zssrgan.evaluate import evaluate_kernelgan, evaluate_method
+from zssrgan.evaluate import evaluate_estimate, evaluate_method
 from zssrgan.io import load_image, save_image
 from zssrgan.methods import METHODS
 
 TINY = ["kernelgan.iters=20", "kernelgan.input_crop=32", "kernelgan.shave=0", "kernelgan.n_crop_positions=50",
-        "zssr.iters=10", "zssr.crop=24"]
+        "zssr.iters=10", "zssr.crop=24", "strict_estimates=false"]
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -57,17 +57,17 @@ def test_bicubic_on_a_div2krk_item_is_scored_against_ground_truth(div2krk, cfg):
 
 
 def test_kernelgan_estimate_travels_in_the_evaluation_and_is_scored(div2krk, cfg):
-    evaluation = evaluate_kernelgan(div2krk[0], 2, cfg)
+    evaluation = evaluate_estimate(div2krk[0], 2, cfg)
     estimate = evaluation.estimate
-    assert set(estimate.kernels) == {2, 4} and estimate.discriminator_state
+    assert set(estimate.kernels) == {2, 4} and estimate.discriminator is not None
+    assert {"estimate_raw_sum", "estimate_width", "estimate_failed"} <= set(evaluation.metrics)
     np.testing.assert_array_equal(evaluation.kernel, estimate.kernels[2])
     assert evaluation.sr is None and evaluation.history["kernelgan"]
     assert np.isfinite(evaluation.metrics["kernel_error"]) and np.isfinite(evaluation.metrics["kernel_psnr"])
     assert evaluation.metrics["its_per_sec"] > 0 and evaluation.timings["total"] > 0
-    if any(m.uses_estimate for m in METHODS.values()):  # a method reuses it instead of training again
-        reused = evaluate_method(div2krk[0], _method("uses_estimate"), 2, cfg, estimate=estimate)
-        np.testing.assert_allclose(reused.kernel, estimate.kernels[2])
-        assert "kernelgan" not in reused.history and "psnr_y" in reused.metrics
+    reused = evaluate_method(div2krk[0], "kernelgan-zssr", 2, cfg, estimate=estimate)  # reused, not trained again
+    np.testing.assert_allclose(reused.kernel, estimate.kernels[2])
+    assert "kernelgan" not in reused.history and "psnr_y" in reused.metrics
 
 
 def test_an_oracle_on_a_bicubic_protocol_set_gets_the_bicubic_kernel_and_no_kernel_error(hr, tmp_path, cfg):

@@ -1,4 +1,5 @@
-"""Sweep expansion and job keys: deterministic, content-addressed, one KernelGAN estimate per config."""
+"""Sweep expansion and job keys: deterministic, content-addressed, one kernel estimate per estimator
+config, and keys that hold only what a job reads."""
 from __future__ import annotations
 
 import shutil
@@ -12,6 +13,7 @@ from cluster.jobs import SweepSpec, expand
 from zssrgan.config import ConfigError
 from zssrgan.datasets import DatasetError, make_dataset
 from zssrgan.io import save_image
+from zssrgan.estimators import EstimatorError
 from zssrgan.methods import METHODS, MethodError
 
 
@@ -24,15 +26,8 @@ def images(tmp_path) -> Path:
     return folder
 
 
-def _estimate_method() -> str:
-    users = [name for name, m in METHODS.items() if m.uses_estimate]
-    if not users:
-        pytest.skip("no method that reuses a KernelGAN estimate is registered yet")
-    return users[0]
-
-
 def test_expansion_is_the_product_of_images_methods_scales_seeds_and_grid(images):
-    sweep = expand(SweepSpec([str(images)], ["bicubic"], scales=[2, 4], seeds=[0, 1],
+    sweep = expand(SweepSpec([str(images)], ["zssr"], scales=[2, 4], seeds=[0, 1],
                              grid={"zssr.iters": ["10", "20", "30"]}))
     assert len(sweep.jobs) == 2 * 1 * 2 * 2 * 3
     assert len({j.key for j in sweep.jobs}) == len(sweep.jobs)
@@ -51,7 +46,8 @@ def test_keys_hash_the_image_content_not_its_name(images, tmp_path):
     save_image(copy / "b.png", np.zeros((24, 24, 3)))
     second = {j.item.name: j.key for j in expand(SweepSpec([str(copy)], ["bicubic"])).jobs}
     assert second["renamed"] == first["a"] and second["b"] != first["b"]
-    assert expand(SweepSpec([str(images)], ["bicubic"], overrides=["zssr.lr=0.01"])).sweep_id != expand(spec).sweep_id
+    zssr = SweepSpec([str(images)], ["zssr"])
+    assert expand(SweepSpec([str(images)], ["zssr"], overrides=["zssr.lr=0.01"])).sweep_id != expand(zssr).sweep_id
 
 
 def test_the_same_image_given_twice_runs_once(images):
@@ -59,25 +55,49 @@ def test_the_same_image_given_twice_runs_once(images):
     assert len(sweep.jobs) == 2 and any("same inputs" in reason for reason in sweep.skipped)
 
 
-def test_kernelgan_runs_once_per_image_scale_seed_and_kernelgan_config(images):
-    method = _estimate_method()
+def test_an_estimate_runs_once_per_image_scale_seed_and_estimator_config(images):
+    method = "zssrgan-fixed"
     sweep = expand(SweepSpec([str(images)], ["bicubic", method], scales=[2],
                              grid={"zssrgan.disc_ratio": ["0.1", "0.5"], "kernelgan.iters": ["5", "10"]}))
-    estimates = [j for j in sweep.jobs if j.kind == "kernelgan"]
+    estimates = [j for j in sweep.jobs if j.kind == "estimate"]
     users = [j for j in sweep.jobs if j.method == method]
     assert len(estimates) == 2 * 2  # images x kernelgan.iters; disc_ratio does not make new estimates
-    assert all(set(e.grid) == {"kernelgan.iters"} for e in estimates)
+    assert all(set(e.grid) == {"kernelgan.iters"} and e.estimator == "kernelgan" and e.discriminator
+               for e in estimates)
+    assert len(users) == 2 * 2 * 2 and all(j.estimator == "kernelgan" for j in users)
     assert sweep.jobs[:len(estimates)] == estimates  # dispatched first
     by_key = {e.key: e for e in estimates}
     for job in users:
         estimate = by_key[job.estimate_key]
         assert estimate.item.lr_path == job.item.lr_path and estimate.cfg.kernelgan == job.cfg.kernelgan
-    assert all(j.estimate_key is None for j in sweep.jobs if j.method == "bicubic")
+    bicubic = [j for j in sweep.jobs if j.method == "bicubic"]
+    assert len(bicubic) == 2 and all(j.estimate_key is None and j.grid == {} and not j.estimator for j in bicubic)
 
 
-def test_kernelgan_alone_records_estimates(images):
-    sweep = expand(SweepSpec([str(images)], ["kernelgan"], scales=[2, 4]))
-    assert [j.kind for j in sweep.jobs] == ["kernelgan"] * 4
+def test_a_grid_over_a_key_a_method_does_not_read_runs_it_once(images):
+    sweep = expand(SweepSpec([str(images)], ["zssr", "kernelgan-zssr", "zssrgan-fixed"],
+                             grid={"zssrgan.disc_ratio": ["0.2", "0.8"]}))
+    count = Counter(j.method for j in sweep.jobs)
+    assert count == {"estimate": 2, "zssr": 2, "kernelgan-zssr": 2, "zssrgan-fixed": 4}
+    assert not sweep.skipped  # sharing a job across grid points is not a duplicate to report
+
+
+def test_estimators_are_a_grid_key_and_e2e_is_not_applicable_without_a_generator(images):
+    sweep = expand(SweepSpec([str(images)], ["zssr", "kernelgan-zssr", "zssrgan-e2e"],
+                             grid={"estimator": ["kernelgan", "cross-scale"]}))
+    count = Counter((j.method, j.estimator) for j in sweep.jobs)
+    assert count == {("estimate", "kernelgan"): 2, ("estimate", "cross-scale"): 2, ("zssr", ""): 2,
+                     ("kernelgan-zssr", "kernelgan"): 2, ("kernelgan-zssr", "cross-scale"): 2,
+                     ("zssrgan-e2e", "kernelgan"): 2}
+    assert len(sweep.skipped) == 2 and all("not applicable" in r and "cross-scale" in r for r in sweep.skipped)
+    by_key = {j.key: j for j in sweep.jobs}
+    assert all(by_key[j.estimate_key].estimator == j.estimator for j in sweep.jobs if j.estimate_key)
+    assert not any(j.discriminator for j in sweep.jobs)  # no method here needs one
+
+
+def test_estimate_alone_records_estimates(images):
+    sweep = expand(SweepSpec([str(images)], ["estimate"], scales=[2, 4], overrides=["estimator=cross-scale"]))
+    assert [(j.kind, j.estimator) for j in sweep.jobs] == [("estimate", "cross-scale")] * 4
 
 
 def test_oracle_is_skipped_where_nothing_is_known_and_runs_on_a_bicubic_protocol_set(images, tmp_path):
@@ -92,6 +112,7 @@ def test_oracle_is_skipped_where_nothing_is_known_and_runs_on_a_bicubic_protocol
 
 @pytest.mark.parametrize("change, error, words", [
     ({"methods": ["nope"]}, MethodError, "choose one of"),
+    ({"overrides": ["estimator=nope"]}, EstimatorError, "choose one of: kernelgan, cross-scale"),
     ({"grid": {"zssrgan.disc_raito": ["0.1"]}}, ConfigError, "valid keys"),
     ({"grid": {"zssr.iters": ["ten"]}}, ConfigError, "not a valid int"),
     ({"scales": [3]}, ValueError, "scales must be 2 or 4"),

@@ -128,7 +128,7 @@ def test_seeded_runs_are_identical_and_report_every_step():
     assert estimate.kernels[2].shape[0] >= 17 and estimate.kernels[2].sum() == pytest.approx(1, abs=1e-2)
     assert estimate.kernels[4].shape[0] % 2 == 1 and estimate.kernels[4].sum() == pytest.approx(1, abs=1e-2)
     assert estimate.raw_kernel.shape == (13, 13)
-    assert any(name.endswith("parametrizations.weight.original") for name in estimate.discriminator_state)
+    assert any(name.endswith("parametrizations.weight.original") for name in estimate.discriminator.state)
     assert len(estimate.history["kernelgan"]) == 12 and estimate.timings["kernelgan"] > 0
 
 
@@ -187,8 +187,10 @@ def test_kernel_command_writes_the_kernel_for_the_scale(tmp_path, capsys):
     Image.fromarray((np.random.default_rng(0).random((96, 96, 3)) * 255).astype(np.uint8)).save(image)
     out = tmp_path / "k4.npy"
     assert main(["kernel", str(image), "--scale", "4", "--out", str(out), "--iters", "3", "--preset", "quick",
-                 "--device", "cpu"]) == 0
+                 "--device", "cpu", "--set", "strict_estimates=false"]) == 0
     kernel = np.load(out, allow_pickle=False)
     assert kernel.ndim == 2 and kernel.shape[0] > 17 and "took" in capsys.readouterr().out
+    assert main(["kernel", str(image), "--out", str(tmp_path / "k2.npy"), "--estimator", "cross-scale"]) == 0
+    assert "cross-scale took" in capsys.readouterr().out and (tmp_path / "k2.npy").exists()
     assert main(["kernel", str(image), "--out", str(tmp_path / "k.txt"), "--iters", "3"]) == 2
     assert "unknown kernel file type" in capsys.readouterr().err

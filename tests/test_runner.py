@@ -29,6 +29,7 @@ from zssrgan.io import load_image, save_image
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY = ["kernelgan.iters=20", "kernelgan.input_crop=32", "kernelgan.shave=0", "kernelgan.n_crop_positions=50",
+        "strict_estimates=false",
         "zssr.iters=10", "zssr.crop=24"]
 METHODS = ["bicubic", "kernelgan-zssr"]
 
@@ -90,8 +91,12 @@ def test_a_sweep_logs_every_job_with_metrics_artifacts_and_one_job_per_gpu(first
     assert code == 0
     runs = _runs(uri)
     assert len(runs) == 2 + 2 * 2 and set(runs.status) == {"FINISHED"}  # 2 estimates + 2 images x 2 methods
-    assert sorted(runs["tags.zssrgan.method"]) == ["bicubic"] * 2 + ["kernelgan"] * 2 + ["kernelgan-zssr"] * 2
-    methods = runs[runs["tags.zssrgan.method"] != "kernelgan"]
+    assert sorted(runs["tags.zssrgan.method"]) == ["bicubic"] * 2 + ["estimate"] * 2 + ["kernelgan-zssr"] * 2
+    blind = runs["tags.zssrgan.method"].isin(["estimate", "kernelgan-zssr"])
+    assert (runs.loc[blind, "tags.zssrgan.estimator"] == "kernelgan").all()
+    assert runs.loc[~blind, "tags.zssrgan.estimator"].isna().all()
+    assert "estimate_raw_sum" in runs.columns[runs.columns.str.startswith("metrics.")].str[8:].tolist()
+    methods = runs[runs["tags.zssrgan.method"] != "estimate"]
     # a 20-iteration KernelGAN gives a poor kernel: only bicubic's PSNR has a known range here
     assert methods["metrics.psnr_y"].between(10, 60).all() and methods["metrics.ssim_y"].notna().all()
     assert methods[methods["tags.zssrgan.method"] == "bicubic"]["metrics.psnr_y"].between(20, 60).all()
@@ -106,7 +111,7 @@ def test_a_sweep_logs_every_job_with_metrics_artifacts_and_one_job_per_gpu(first
     # the estimate reached its dependant through the object store, not computed again
     client = MlflowClient(uri)
     for image in ("baby", "bird"):
-        pair = runs[(runs["tags.zssrgan.image"] == image) & runs["tags.zssrgan.method"].isin(["kernelgan", "kernelgan-zssr"])]
+        pair = runs[(runs["tags.zssrgan.image"] == image) & runs["tags.zssrgan.method"].isin(["estimate", "kernelgan-zssr"])]
         kernels = [np.load(client.download_artifacts(r, "kernel.npy")) for r in pair.run_id]
         np.testing.assert_array_equal(*kernels)
         assert pair["metrics.time_kernelgan"].notna().sum() == 1  # trained once, in the estimate job
@@ -145,10 +150,26 @@ def test_a_corrupt_image_fails_alone_with_a_readable_reason(first_sweep, dataset
     broken = runs[runs["tags.zssrgan.image"] == "broken"].set_index("tags.zssrgan.method")
     assert set(broken.status) == {"FAILED"} and len(broken) == 3
     assert "im_broken.png" in broken.loc["bicubic", "tags.zssrgan.error"]
-    assert "im_broken.png" in broken.loc["kernelgan", "tags.zssrgan.error"]
-    assert "KernelGAN estimate" in broken.loc["kernelgan-zssr", "tags.zssrgan.error"]
+    assert "im_broken.png" in broken.loc["estimate", "tags.zssrgan.error"]
+    assert "kernelgan kernel estimate" in broken.loc["kernelgan-zssr", "tags.zssrgan.error"]
     assert "traceback.txt" in _artifacts(uri, broken.loc["bicubic", "run_id"])
     assert set(runs[runs["tags.zssrgan.image"] != "broken"].status) == {"FINISHED"}
+
+
+def test_a_collapsed_estimate_fails_its_job_and_its_dependants_with_the_diagnostics(first_sweep, dataset):
+    """Collapse forced deterministically: G's learning rate 0 keeps its near-zero initial kernel."""
+    uri, _, _, _ = first_sweep
+    strict = [s for s in TINY if not s.startswith("strict_estimates")] + ["kernelgan.lr_g=0"]
+    summary = run_sweep(_spec(dataset, uri, methods=["bicubic", "kernelgan-zssr", "zssrgan-fixed"],
+                              experiment="collapse", overrides=strict))
+    assert summary["finished"] == 2 and summary["failed"] == 2 * 3  # bicubic runs; estimates and dependants fail
+    runs = _runs(uri, "collapse")
+    estimates = runs[runs["tags.zssrgan.method"] == "estimate"]
+    assert set(estimates.status) == {"FAILED"} and (estimates["metrics.estimate_raw_sum"] < 0.25).all()
+    assert (estimates["metrics.estimate_failed"] == 1).all()
+    assert estimates["tags.zssrgan.error"].str.contains("KernelGAN collapsed").all()
+    dependants = runs[runs["tags.zssrgan.method"].isin(["kernelgan-zssr", "zssrgan-fixed"])]
+    assert set(dependants.status) == {"FAILED"} and dependants["tags.zssrgan.error"].str.contains("collapsed").all()
 
 
 def _worker_names() -> set[str]:

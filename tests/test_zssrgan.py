@@ -12,7 +12,7 @@ from zssrgan.config import apply_overrides, preset
 from zssrgan.io import load_image
 from zssrgan.kernels import analytic_x4_kernel, kernel_shift, postprocess_kernel
 from zssrgan.progress import History
-from zssrgan.train.kernelgan import estimate_kernel
+from zssrgan.train.kernelgan import estimate_kernel, kernelgan_trainer, train_discriminator
 from zssrgan.train.zssr import ZSSRTrainer
 from zssrgan.train.zssrgan import (MODES, AdversarialWeight, frozen, make_adversary, to_disc_range,
                                    zssrgan_super_resolve)
@@ -91,7 +91,7 @@ def _same(module, state) -> bool:
 
 def _stage(tiny, mode, callback=None):
     lr, cfg, estimate = tiny
-    adversary, kernels = make_adversary(lr, cfg, mode, estimate, callback=callback)
+    adversary, kernels = make_adversary(lr, cfg, mode, estimate, trainer=kernelgan_trainer, callback=callback)
     trainer = ZSSRTrainer(lr, 2, kernels[2], cfg.zssr, cfg.zssr.kernelgan, device=torch.device("cpu"),
                           rng=np.random.default_rng(0))
     return adversary(2, trainer), trainer
@@ -113,7 +113,7 @@ def test_fixed_mode_never_changes_kernelgans_discriminator(tiny):
     lr, cfg, estimate = tiny
     adversary, trainer = _stage(tiny, "fixed")
     assert adversary.kernelgan is None
-    assert all(np.array_equal(v.numpy(), estimate.discriminator_state[k]) for k, v in adversary.disc.state_dict().items())
+    assert all(np.array_equal(v.numpy(), estimate.discriminator.state[k]) for k, v in adversary.disc.state_dict().items())
     before = _state(adversary.disc)
     for step in range(4):
         trainer.step(adversary.loss)
@@ -125,7 +125,7 @@ def test_serial_mode_trains_d_from_kernelgans_state_against_zssr(tiny):
     lr, cfg, estimate = tiny
     history = History()
     adversary, trainer = _stage(tiny, "serial", history)
-    assert all(np.array_equal(v.numpy(), estimate.discriminator_state[k]) for k, v in adversary.disc.state_dict().items())
+    assert all(np.array_equal(v.numpy(), estimate.discriminator.state[k]) for k, v in adversary.disc.state_dict().items())
     assert adversary.kernelgan.opt_d.param_groups[0]["lr"] == cfg.zssrgan.lr_d
     trainer.step(adversary.loss)
     disc, g, net = _state(adversary.disc), _state(adversary.kernelgan.G), _state(trainer.net)
@@ -192,8 +192,8 @@ def test_e2e_kernel_refresh_never_reads_the_device(tiny):
 
 def test_e2e_runs_end_to_end_and_is_deterministic(tiny):
     lr, cfg, _ = tiny
-    first, estimate, _ = zssrgan_super_resolve(lr, 2, cfg, "e2e")
-    again, estimate_again, _ = zssrgan_super_resolve(lr, 2, cfg, "e2e")
+    first, estimate, _ = zssrgan_super_resolve(lr, 2, cfg, "e2e", trainer=kernelgan_trainer)
+    again, estimate_again, _ = zssrgan_super_resolve(lr, 2, cfg, "e2e", trainer=kernelgan_trainer)
     assert first.shape == (80, 80, 3) and np.array_equal(first, again)
     assert all(np.array_equal(estimate.kernels[sf], estimate_again.kernels[sf]) for sf in (2, 4))
 
@@ -208,7 +208,8 @@ def test_first_reported_c_is_l1_over_l_adv_of_the_first_step(tiny):
 def test_x4_runs_gradually_with_the_adversarial_term_at_each_stage(tiny, mode):
     lr, cfg, estimate = tiny
     history = History()
-    sr, used, timings = zssrgan_super_resolve(lr, 4, cfg, mode, estimate, callback=history)
+    sr, used, timings = zssrgan_super_resolve(lr, 4, cfg, mode, estimate, trainer=kernelgan_trainer,
+                                              callback=history)
     assert sr.shape == (160, 160, 3) and sr.dtype == np.float32 and 0 <= sr.min() and sr.max() <= 1
     for sf in (2, 4):
         rows = [r for r in history.curves[f"zssr_x{sf}"] if "loss_adv" in r]
@@ -224,7 +225,23 @@ def test_x4_runs_gradually_with_the_adversarial_term_at_each_stage(tiny, mode):
 
 def test_fixed_and_serial_need_an_estimate(tiny):
     lr, cfg, _ = tiny
-    with pytest.raises(ValueError, match="needs a finished KernelGAN estimate"):
+    with pytest.raises(ValueError, match="needs a finished kernel estimate with a discriminator"):
         make_adversary(lr, cfg, "fixed")
+    with pytest.raises(ValueError, match="needs its trainer"):
+        make_adversary(lr, cfg, "e2e")
     with pytest.raises(ValueError, match="unknown ZSSRGAN mode"):
         make_adversary(lr, cfg, "parallel")
+
+
+def test_a_discriminator_trained_against_a_fixed_kernel_serves_fixed_and_serial(tiny):
+    """For an estimator that trains no discriminator: KernelGAN's D, trained against the kernel."""
+    lr, cfg, estimate = tiny
+    history = History()
+    saved = train_discriminator(lr, estimate.kernels[2], cfg, history)
+    assert saved.arch == "kernelgan" and [row["step"] for row in history.curves["discriminator"]] == list(range(20))
+    without_g = type(estimate)(estimate.kernels, "cross-scale", discriminator=saved)
+    for mode in ("fixed", "serial"):  # serial: no estimator trainer, KernelGAN's with the kernel in G's place
+        adversary, kernels = make_adversary(lr, cfg, mode, without_g)
+        assert kernels is without_g.kernels
+        assert all(np.array_equal(v.numpy(), saved.state[k]) for k, v in adversary.disc.state_dict().items())
+    assert adversary.kernelgan.fixed_kernel is not None

@@ -114,11 +114,16 @@ class ZSSRGANConfig:
 
 @dataclass
 class Config:
-    """The whole tree; ``seed``, ``device`` and ``real`` apply to every component."""
+    """The whole tree; ``seed``, ``device`` and ``real`` apply to every component; ``estimator``
+    names the kernel estimator of the blind methods (``zssrgan.estimators.ESTIMATORS``)."""
 
     seed: int = 0
     device: str = "auto"
     real: bool = False  # real photo: no ground truth, real-photo settings
+    estimator: str = "kernelgan"
+    # a failed estimate (a collapsed KernelGAN run) fails its job; False records it (diagnostic
+    # estimate_failed = 1) and hands it on anyway: for debugging, and for plumbing tests of tiny runs
+    strict_estimates: bool = True
     kernelgan: KernelGANConfig = field(default_factory=KernelGANConfig)
     zssr: ZSSRConfig = field(default_factory=ZSSRConfig)
     zssrgan: ZSSRGANConfig = field(default_factory=ZSSRGANConfig)

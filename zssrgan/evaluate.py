@@ -16,18 +16,23 @@ from . import metrics
 from .config import Config
 from .datasets import ImageItem
 from .device import device_name, resolve_device
+from .estimators import run_estimator
 from .io import load_image
 from .kernels import matlab_bicubic_kernel
 from .methods import get_method, run_method
 from .progress import History, Timings
 from .results import Evaluation, KernelEstimate
-from .train.kernelgan import estimate_kernel
 
 
 def iterations_per_second(history: dict[str, list[dict[str, float]]], seconds: float) -> Optional[float]:
     """Training iterations (last step + 1 of every phase) per second; None without training."""
     iterations = sum(rows[-1]["step"] + 1 for rows in history.values() if rows)
     return iterations / seconds if iterations and seconds > 0 else None
+
+
+def diagnostic_metrics(diagnostics: dict[str, float]) -> dict[str, float]:
+    """An estimate's diagnostics under their metric names (``estimate_<name>``)."""
+    return {f"estimate_{name}": float(value) for name, value in diagnostics.items()}
 
 
 def _finish(evaluation: Evaluation, cfg: Config) -> Evaluation:
@@ -67,26 +72,30 @@ def evaluate_method(item: ImageItem, method: str, scale: int, cfg: Config,
     result = run_method(method, lr, scale, cfg, kernels=kernels, estimate=estimate, callback=history)
     with timings.phase("metrics"):
         scores = metrics.evaluate(result.sr, lr, scale, gt=gt, kernel_used=result.kernel, true_kernel=true_kernel)
+    if result.estimate is not None:
+        scores.update(diagnostic_metrics(result.estimate.diagnostics))
     evaluation = Evaluation(metrics=scores, timings={**result.timings, **timings.as_dict()},
                             history=result.history or history.as_dict(), sr=result.sr,
                             kernel=result.kernel, true_kernel=true_kernel)
     return _finish(evaluation, cfg)
 
 
-def evaluate_kernelgan(item: ImageItem, scale: int, cfg: Config) -> Evaluation:
-    """Estimate ``item``'s kernel with KernelGAN; score it when the true kernel is known."""
+def evaluate_estimate(item: ImageItem, scale: int, cfg: Config, discriminator: bool = False) -> Evaluation:
+    """Estimate ``item``'s kernel with ``cfg.estimator`` (with a discriminator when the methods that
+    reuse it need one); score it when the true kernel is known. A failed estimate raises
+    :class:`~zssrgan.estimators.EstimateFailed`, whose diagnostics the runner records."""
     timings = Timings()
     with timings.phase("load"):
         lr = load_image(item.lr_path)
         true_kernel = (item.load_kernels() or {}).get(scale)
     start = time.perf_counter()
-    estimate = estimate_kernel(lr, scale, cfg)  # records its own history
+    estimate = run_estimator(lr, scale, cfg, discriminator=discriminator)  # records its own history
     total = time.perf_counter() - start
     kernel = estimate.kernels[scale]
-    scores = {}
+    scores = diagnostic_metrics(estimate.diagnostics)
     if true_kernel is not None:
-        scores = {"kernel_error": metrics.kernel_error(kernel, true_kernel),
-                  "kernel_psnr": metrics.kernel_psnr(kernel, true_kernel)}
+        scores.update(kernel_error=metrics.kernel_error(kernel, true_kernel),
+                      kernel_psnr=metrics.kernel_psnr(kernel, true_kernel))
     evaluation = Evaluation(metrics=scores, timings={"total": total, **estimate.timings, **timings.as_dict()},
                             history=estimate.history, kernel=kernel, true_kernel=true_kernel, estimate=estimate)
     return _finish(evaluation, cfg)

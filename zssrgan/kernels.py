@@ -71,6 +71,19 @@ def centred_position(size, sf: float):
     return size // 2 + 0.5 * (sf - size % 2)
 
 
+def kernel_width(kernel: np.ndarray) -> float:
+    """RMS of the two axes' standard deviations of the kernel's positive part: sigma for an
+    isotropic Gaussian, whatever the canvas size (how wide a blur an estimate claims)."""
+    k = np.clip(np.asarray(kernel, dtype=np.float64), 0.0, None)
+    total = k.sum()
+    if total <= 0:
+        return float("nan")
+    k = k / total
+    rows, cols = np.mgrid[:k.shape[0], :k.shape[1]]
+    cy, cx = (k * rows).sum(), (k * cols).sum()
+    return float(np.sqrt((k * ((rows - cy) ** 2 + (cols - cx) ** 2)).sum() / 2))
+
+
 def kernel_shift(kernel: np.ndarray, sf: float) -> np.ndarray:
     """Centre a kernel for downscaling by ``sf`` so that the SR output is pixel-aligned.
 
@@ -101,6 +114,12 @@ def analytic_x4_kernel(k2: np.ndarray, crop: bool = False) -> np.ndarray:
     rows, cols = k2.shape[0] // 2, k2.shape[1] // 2
     k4 = k4[rows:k4.shape[0] - rows, cols:k4.shape[1] - cols]
     return k4 / k4.sum()
+
+
+def with_x4(k2: np.ndarray) -> dict[int, np.ndarray]:
+    """``{2: k2, 4: k4}``: an estimate's x2 kernel (centred for x2) and its analytic x4 kernel,
+    cropped and centred for x4, as every x2-based estimator hands them on."""
+    return {2: k2, 4: kernel_shift(analytic_x4_kernel(k2, crop=True), 4)}
 
 
 def zeroize_negligible(kernel: np.ndarray, n: int = 40) -> np.ndarray:

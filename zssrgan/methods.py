@@ -2,9 +2,10 @@
 
 Each method is a plain function ``(lr, scale, cfg, kernels=None, estimate=None, callback=None)
 -> MethodResult``: ``lr`` is an HxWx3 float image in [0, 1]; ``kernels`` maps scale to a known
-true kernel (``{2: k2}``, ``{2: k2, 4: k4}``); ``estimate`` is a finished KernelGAN estimate to
-reuse (methods that need one compute it when none is given). KernelGAN alone is not a method:
-the runner computes its estimate as a job of its own (``estimate_kernel``) and hands it on.
+true kernel (``{2: k2}``, ``{2: k2, 4: k4}``); ``estimate`` is a finished kernel estimate to reuse
+(methods that need one compute it with ``cfg.estimator`` when none is given). Estimating a kernel
+is not a method: the runner computes each estimate as a job of its own
+(``zssrgan.estimators.run_estimator``) and hands it on to every method that uses it.
 """
 from __future__ import annotations
 
@@ -14,11 +15,11 @@ from typing import Callable, Mapping, NamedTuple, Optional
 import numpy as np
 
 from .config import Config, ZSSRVariant
+from .estimators import ESTIMATORS, EstimatorError, get_estimator, run_estimator, with_discriminator
 from .kernels import analytic_x4_kernel, matlab_bicubic_kernel
 from .progress import Callback, History, Timings
 from .resize import imresize
 from .results import KernelEstimate, MethodResult
-from .train.kernelgan import estimate_kernel
 from .train.zssr import zssr_super_resolve
 from .train.zssrgan import zssrgan_super_resolve
 
@@ -26,12 +27,20 @@ Kernels = Optional[Mapping[int, np.ndarray]]
 MethodFn = Callable[..., MethodResult]
 SCALES = (2, 4)
 
+# What a method takes from the kernel estimator (Method.estimate):
+KERNEL = "kernel"  # the estimate's kernels (one estimate job per image, shared)
+DISCRIMINATOR = "discriminator"  # its kernels and a trained discriminator (shared too)
+GENERATOR = "generator"  # the estimator's trainer, run from scratch inside the method (no shared estimate)
+
 
 class Method(NamedTuple):
     fn: MethodFn
     description: str
     needs_kernel: bool = False  # needs a known true kernel (the oracle)
-    uses_estimate: bool = False  # consumes a KernelGAN estimate (shared per image by the runner)
+    estimate: str = ""  # KERNEL, DISCRIMINATOR, GENERATOR or "" (uses no kernel estimator)
+    # config sections (dotted-key prefixes) it reads besides seed, device, real and its estimator's:
+    # only these enter its job key, so a grid over another section runs it once
+    reads: tuple[str, ...] = ()
 
 
 def bicubic(lr: np.ndarray, scale: int, cfg: Config, kernels: Kernels = None,
@@ -43,12 +52,13 @@ def bicubic(lr: np.ndarray, scale: int, cfg: Config, kernels: Kernels = None,
 
 
 def _estimate(lr: np.ndarray, scale: int, cfg: Config, estimate: Optional[KernelEstimate],
-              history: History, timings: Timings) -> tuple[KernelEstimate, bool]:
-    """The runner's shared estimate, or a fresh one (timed as ``kernelgan``); True when fresh."""
+              history: History, timings: Timings, discriminator: bool = False) -> tuple[KernelEstimate, bool]:
+    """The runner's shared estimate, or a fresh one of ``cfg.estimator`` (timed as ``estimate``);
+    True when fresh. ``discriminator``: the estimate must carry one (see ``run_estimator``)."""
     if estimate is not None:
-        return estimate, False
-    with timings.phase("kernelgan"):
-        return estimate_kernel(lr, scale=scale, cfg=cfg, callback=history), True
+        return (with_discriminator(estimate, lr, cfg, history) if discriminator else estimate), False
+    with timings.phase("estimate"):
+        return run_estimator(lr, scale, cfg, callback=history, discriminator=discriminator), True
 
 
 def _zssr(lr: np.ndarray, scale: int, cfg: Config, kernels: Mapping[int, np.ndarray], variant: ZSSRVariant,
@@ -68,13 +78,16 @@ def _zssr(lr: np.ndarray, scale: int, cfg: Config, kernels: Mapping[int, np.ndar
 
 def _zssrgan(mode: str, lr: np.ndarray, scale: int, cfg: Config, estimate: Optional[KernelEstimate],
              callback: Optional[Callback]) -> MethodResult:
-    """ZSSR with KernelGAN's discriminator in ``mode``; e2e trains its own KernelGAN (always fresh)."""
+    """ZSSR with the estimator's discriminator in ``mode``; e2e trains the estimator's generator
+    itself (always fresh) and needs an estimator that has one."""
+    trainer = get_estimator(cfg.estimator).trainer
     timings, history = Timings(), History(callback)
     with timings.phase("total"):
         fresh = mode == "e2e"
         if not fresh:
-            estimate, fresh = _estimate(lr, scale, cfg, estimate, history, timings)
-        sr, estimate, zssr_timings = zssrgan_super_resolve(lr, scale, cfg, mode, estimate, callback=history)
+            estimate, fresh = _estimate(lr, scale, cfg, estimate, history, timings, discriminator=True)
+        sr, estimate, zssr_timings = zssrgan_super_resolve(lr, scale, cfg, mode, estimate, trainer=trainer,
+                                                           callback=history)
     return MethodResult(sr=sr, kernel=estimate.kernels[scale], history=history.as_dict(),
                         timings={**zssr_timings, **timings.as_dict()}, estimate=estimate if fresh else None)
 
@@ -99,40 +112,58 @@ def zssr_oracle(lr: np.ndarray, scale: int, cfg: Config, kernels: Kernels = None
 
 def kernelgan_zssr(lr: np.ndarray, scale: int, cfg: Config, kernels: Kernels = None,
                    estimate: Optional[KernelEstimate] = None, callback: Optional[Callback] = None) -> MethodResult:
-    """KernelGAN's estimate, then the post-KernelGAN ZSSR variant (the KernelGAN paper's pipeline)."""
+    """The estimated kernel (KernelGAN's by default), then the post-KernelGAN ZSSR variant (the
+    KernelGAN paper's pipeline)."""
     return _zssr(lr, scale, cfg, None, cfg.zssr.kernelgan, callback, estimate)
 
 
 def zssrgan_fixed(lr: np.ndarray, scale: int, cfg: Config, kernels: Kernels = None,
                   estimate: Optional[KernelEstimate] = None, callback: Optional[Callback] = None) -> MethodResult:
-    """KernelGAN, then ZSSR with KernelGAN's frozen discriminator as an adversarial loss."""
+    """A kernel estimate, then ZSSR with the estimator's frozen discriminator as an adversarial loss."""
     return _zssrgan("fixed", lr, scale, cfg, estimate, callback)
 
 
 def zssrgan_serial(lr: np.ndarray, scale: int, cfg: Config, kernels: Kernels = None,
                    estimate: Optional[KernelEstimate] = None, callback: Optional[Callback] = None) -> MethodResult:
-    """KernelGAN, then ZSSR and KernelGAN's discriminator trained against each other."""
+    """A kernel estimate, then ZSSR and the estimator's discriminator trained against each other."""
     return _zssrgan("serial", lr, scale, cfg, estimate, callback)
 
 
 def zssrgan_e2e(lr: np.ndarray, scale: int, cfg: Config, kernels: Kernels = None,
                 estimate: Optional[KernelEstimate] = None, callback: Optional[Callback] = None) -> MethodResult:
-    """KernelGAN's G, ZSSR and D trained in one loop, one at a time (semi end-to-end), from scratch."""
+    """The estimator's G (KernelGAN's by default), ZSSR and D trained in one loop, one at a time (semi
+    end-to-end), from scratch."""
     return _zssrgan("e2e", lr, scale, cfg, None, callback)
 
 
+# The ZSSRGAN modes fall back to KernelGAN's discriminator or trainer where the estimator has none,
+# so they read "kernelgan." too.
 METHODS: dict[str, Method] = {
     "bicubic": Method(bicubic, "bicubic interpolation (MATLAB imresize)"),
-    "zssr": Method(zssr, "ZSSR, original configuration, bicubic kernel"),
-    "zssr-oracle": Method(zssr_oracle, "ZSSR (post-KernelGAN variant) with the true kernel", needs_kernel=True),
-    "kernelgan-zssr": Method(kernelgan_zssr, "KernelGAN estimate, then ZSSR (post-KernelGAN variant)",
-                             uses_estimate=True),
-    "zssrgan-fixed": Method(zssrgan_fixed, "ZSSR + KernelGAN's frozen discriminator as adversarial loss",
-                            uses_estimate=True),
-    "zssrgan-serial": Method(zssrgan_serial, "ZSSR + KernelGAN's discriminator, trained on against ZSSR",
-                             uses_estimate=True),
-    "zssrgan-e2e": Method(zssrgan_e2e, "KernelGAN's G, ZSSR and D trained in one loop (semi end-to-end)"),
+    "zssr": Method(zssr, "ZSSR, original configuration, bicubic kernel", reads=("zssr.",)),
+    "zssr-oracle": Method(zssr_oracle, "ZSSR (post-KernelGAN variant) with the true kernel", needs_kernel=True,
+                          reads=("zssr.",)),
+    "kernelgan-zssr": Method(kernelgan_zssr, "estimated kernel, then ZSSR (post-KernelGAN variant)",
+                             estimate=KERNEL, reads=("zssr.",)),
+    "zssrgan-fixed": Method(zssrgan_fixed, "ZSSR + the estimator's frozen discriminator as adversarial loss",
+                            estimate=DISCRIMINATOR, reads=("zssr.", "zssrgan.", "kernelgan.")),
+    "zssrgan-serial": Method(zssrgan_serial, "ZSSR + the estimator's discriminator, trained on against ZSSR",
+                             estimate=DISCRIMINATOR, reads=("zssr.", "zssrgan.", "kernelgan.")),
+    "zssrgan-e2e": Method(zssrgan_e2e, "the estimator's G, ZSSR and D trained in one loop (semi end-to-end)",
+                          estimate=GENERATOR, reads=("zssr.", "zssrgan.")),
 }
+
+
+def generator_estimators() -> list[str]:
+    """The estimators ``zssrgan-e2e`` can run with (those with a trainer)."""
+    return [name for name, estimator in ESTIMATORS.items() if estimator.trainer is not None]
+
+
+def applicable(method: str, estimator: str) -> Optional[str]:
+    """Why ``method`` cannot run with ``estimator`` (None when it can)."""
+    if get_method(method).estimate == GENERATOR and get_estimator(estimator).trainer is None:
+        return f"{method} trains the estimator's generator and {estimator!r} has none"
+    return None
 
 
 class MethodError(ValueError):
@@ -156,4 +187,7 @@ def run_method(name: str, lr: np.ndarray, scale: int, cfg: Config, kernels: Kern
         gradual = " (x4 runs gradually: x2 first)" if scale == 4 else ""
         raise MethodError(f"method {name!r} needs the true x2 kernel{gradual}; kernels given: {given}; "
                           "methods that do not: " + ", ".join(n for n, m in METHODS.items() if not m.needs_kernel))
+    reason = applicable(name, cfg.estimator) if method.estimate else None
+    if reason:
+        raise EstimatorError(f"{reason}; estimators it runs with: {', '.join(generator_estimators())}")
     return method.fn(lr, scale, cfg, kernels=kernels, estimate=estimate, callback=callback)

@@ -8,17 +8,33 @@ import numpy as np
 
 
 @dataclass
+class DiscriminatorState:
+    """A trained discriminator as plain data: ``arch`` names its row in
+    ``zssrgan.train.zssrgan.DISCRIMINATORS`` (how to build it and its adversarial loss),
+    ``settings`` its constructor arguments, ``state`` its parameters and buffers."""
+
+    arch: str
+    settings: dict[str, int]
+    state: dict[str, np.ndarray]
+
+
+@dataclass
 class KernelEstimate:
-    """A finished KernelGAN run for one image, reusable by every method that needs it.
+    """A finished kernel estimate for one image, reusable by every method that needs it.
 
     ``kernels`` maps scale (2, 4) to the post-processed, centred kernel for that scale;
-    ``raw_kernel`` is G's composed 13x13 kernel before post-processing; the discriminator's
-    state (parameters and buffers, as NumPy arrays) lets ZSSRGAN reuse D on any device.
+    ``estimator`` names the row of ``zssrgan.estimators.ESTIMATORS`` that produced it;
+    ``raw_kernel`` is the estimator's kernel before post-processing (G's composed 13x13 kernel for
+    KernelGAN; None when there is none); ``discriminator`` lets the ZSSRGAN modes reuse a trained
+    discriminator on any device (None for estimators that train none); ``diagnostics`` are the
+    floats that tell a sound estimate from a failed one (logged as ``estimate_<name>`` metrics).
     """
 
     kernels: dict[int, np.ndarray]
-    raw_kernel: np.ndarray
-    discriminator_state: dict[str, np.ndarray]
+    estimator: str = "kernelgan"
+    raw_kernel: Optional[np.ndarray] = None
+    discriminator: Optional[DiscriminatorState] = None
+    diagnostics: dict[str, float] = field(default_factory=dict)
     history: dict[str, list[dict[str, float]]] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import dataset_cmd, demo_cmd, kernel_cmd, methods_cmd, report_cmd, run_cmd, sr_cmd
+from . import dataset_cmd, demo_cmd, estimators_cmd, kernel_cmd, methods_cmd, report_cmd, run_cmd, sr_cmd
 
 # name -> module with ``help``, ``add_arguments(parser)`` and ``run(args) -> int``
 COMMANDS = {
     "methods": methods_cmd,
+    "estimators": estimators_cmd,
     "sr": sr_cmd,
     "kernel": kernel_cmd,
     "run": run_cmd,

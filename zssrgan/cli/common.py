@@ -1,4 +1,5 @@
-"""Options shared by the subcommands that train: preset, overrides, seed, device, real photo."""
+"""Options shared by the subcommands that train: preset, overrides, seed, device, kernel estimator,
+real photo."""
 from __future__ import annotations
 
 import argparse
@@ -9,7 +10,7 @@ from ..device import DEVICES
 
 def add_config_arguments(parser: argparse.ArgumentParser, default_preset: str = "paper",
                          real: bool = True) -> None:
-    """--preset, --set, --seed, --device and (unless ``real`` is False) --real."""
+    """--preset, --set, --seed, --device, --estimator and (unless ``real`` is False) --real."""
     described = {"paper": "paper, the published settings", "quick": "quick, short CPU runs"}
     parser.add_argument("--preset", choices=list(PRESETS), default=default_preset,
                         help=f"configuration preset (default {described[default_preset]}; "
@@ -18,14 +19,30 @@ def add_config_arguments(parser: argparse.ArgumentParser, default_preset: str = 
                         help="override any config field by its dotted key, e.g. --set kernelgan.iters=500")
     parser.add_argument("--seed", type=int, default=None, help="random seed (default 0)")
     parser.add_argument("--device", choices=list(DEVICES), default=None, help="auto (default), cpu or cuda")
+    parser.add_argument("--estimator", default=None, metavar="NAME",
+                        help="kernel estimator of the blind methods (default kernelgan; see `zssrgan estimators`)")
     if real:
         parser.add_argument("--real", action="store_true",
                             help="real photo: no shaving, no back-projection, noise on ZSSR's sons")
 
 
+def print_listing(descriptions: dict[str, str]) -> int:
+    """One line per entry of a table (``zssrgan methods``, ``zssrgan estimators``): name first."""
+    width = max(map(len, descriptions))
+    for name, description in descriptions.items():
+        print(f"{name:<{width}}  {description}")
+    return 0
+
+
+def sweep_overrides(args: argparse.Namespace) -> list[str]:
+    """``--set`` plus --device and --estimator as ``key=value`` overrides of a sweep's config."""
+    return list(args.overrides) + [f"{key}={getattr(args, key)}" for key in ("device", "estimator")
+                                   if getattr(args, key, None)]
+
+
 def config_from_args(args: argparse.Namespace) -> Config:
     cfg = apply_overrides(preset(args.preset), args.overrides)
-    for key in ("seed", "device"):
+    for key in ("seed", "device", "estimator"):
         if getattr(args, key, None) is not None:
             cfg = set_value(cfg, key, getattr(args, key))
     if getattr(args, "real", False):

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from ..config import Config
-from .common import add_config_arguments, config_from_args
+from .common import add_config_arguments, config_from_args, sweep_overrides
 
 help = "run every method on a few bundled photos (local Ray + MLflow) and write the report"
 
@@ -96,9 +96,8 @@ def run(args: argparse.Namespace) -> int:
     photos = write_photos(out / "photos", args.images, args.size)
     dataset = make_dataset(photos, out / "data", protocol="div2krk", scales=(2,), seed=0)
     tracking_uri = f"sqlite:///{out / 'mlflow.db'}"
-    overrides = list(args.overrides) + ([f"device={args.device}"] if args.device else [])
     spec = SweepSpec(data=[str(dataset)], methods=list(METHODS), scales=[2], seeds=[args.seed or 0],
-                     preset=args.preset, overrides=overrides, experiment=EXPERIMENT,
+                     preset=args.preset, overrides=sweep_overrides(args), experiment=EXPERIMENT,
                      tracking_uri=tracking_uri, workers=args.workers)
     print(f"demo: {args.images} photos ({args.size}x{args.size} ground truth, x2 DIV2KRK kernels) in {dataset}; "
           f"methods: {', '.join(METHODS)}; preset {args.preset}", file=sys.stderr)

@@ -1,4 +1,4 @@
-"""``zssrgan kernel``: estimate an image's downscaling kernel with KernelGAN and save it."""
+"""``zssrgan kernel``: estimate an image's downscaling kernel and save it."""
 from __future__ import annotations
 
 import argparse
@@ -6,11 +6,11 @@ import time
 from pathlib import Path
 
 from ..config import set_value
+from ..estimators import run_estimator
 from ..io import kernel_format, load_image, save_kernel
-from ..train.kernelgan import estimate_kernel
 from .common import add_config_arguments, config_from_args
 
-help = "estimate an image's blur kernel with KernelGAN (x2, or x4 derived from it)"
+help = "estimate an image's blur kernel (x2, or x4 derived from it) with a kernel estimator"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -30,9 +30,10 @@ def run(args: argparse.Namespace) -> int:
     kernel_format(Path(args.out))  # a bad output name fails now, not after the training
     image = load_image(args.image)
     start = time.perf_counter()
-    estimate = estimate_kernel(image, args.scale, cfg)
+    estimate = run_estimator(image, args.scale, cfg)  # a collapsed estimate raises, with its reason
     kernel = estimate.kernels[args.scale]
     save_kernel(args.out, kernel)
-    print(f"x{args.scale} kernel ({kernel.shape[0]}x{kernel.shape[1]}) -> {args.out}; "
-          f"KernelGAN took {time.perf_counter() - start:.1f} s ({cfg.kernelgan.iters} iterations)")
+    diagnostics = ", ".join(f"{k} {v:.3g}" for k, v in estimate.diagnostics.items())
+    print(f"x{args.scale} kernel ({kernel.shape[0]}x{kernel.shape[1]}) -> {args.out}; {cfg.estimator} took "
+          f"{time.perf_counter() - start:.1f} s ({diagnostics})")
     return 0

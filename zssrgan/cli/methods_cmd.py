@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 
 from ..methods import METHODS
+from .common import print_listing
 
 help = "list the available methods"
 
@@ -13,7 +14,4 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    width = max(map(len, METHODS))
-    for name, method in METHODS.items():
-        print(f"{name:<{width}}  {method.description}")
-    return 0
+    return print_listing({name: method.description for name, method in METHODS.items()})

@@ -7,7 +7,7 @@ import sys
 from cluster.jobs import DEFAULT_TRACKING_URI
 
 from ..config import ConfigError, parse_assignment
-from .common import add_config_arguments
+from .common import add_config_arguments, sweep_overrides
 
 help = "run a benchmark sweep (images x methods x scales x seeds x config grid) on Ray, tracked in MLflow"
 
@@ -28,7 +28,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", action="append", required=True, metavar="PATH",
                         help="folder of LR images, DIV2KRK-layout folder or one image (repeatable)")
     parser.add_argument("--methods", type=_csv(str), required=True, metavar="M1,M2",
-                        help="methods to compare (see `zssrgan methods`; `kernelgan` alone records the estimates)")
+                        help="methods to compare (see `zssrgan methods`; `estimate` alone records the kernel "
+                             "estimates)")
     parser.add_argument("--scales", type=_csv(int), default=[2], metavar="2,4", help="scale factors (default 2)")
     parser.add_argument("--seeds", type=_csv(int), default=None, metavar="0,1", help="random seeds (default 0)")
     add_config_arguments(parser)
@@ -54,7 +55,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dry-run", action="store_true", help="print the job table and exit")
 
 
-def _grid(assignments: list[str]) -> dict[str, list[str]]:
+def parse_grid(assignments: list[str]) -> dict[str, list[str]]:
+    """``--grid KEY=V1,V2`` options as ``{key: [values]}``."""
     grid = {}
     for text in assignments:
         key, values = parse_assignment(text)
@@ -69,10 +71,9 @@ def spec_from_args(args: argparse.Namespace):
 
     if args.seed is not None and args.seeds is not None:
         raise ConfigError("give either --seed or --seeds, not both")
-    overrides = list(args.overrides) + ([f"device={args.device}"] if args.device else [])
     return SweepSpec(data=args.data, methods=args.methods, scales=args.scales,
-                     seeds=args.seeds or [args.seed or 0], preset=args.preset, overrides=overrides,
-                     grid=_grid(args.grid), real=args.real, experiment=args.experiment,
+                     seeds=args.seeds or [args.seed or 0], preset=args.preset, overrides=sweep_overrides(args),
+                     grid=parse_grid(args.grid), real=args.real, experiment=args.experiment,
                      tracking_uri=args.tracking_uri, address=args.address, gpus_per_job=args.gpus_per_job,
                      cpus_per_job=args.cpus_per_job, max_retries=args.max_retries, workers=args.workers)
 

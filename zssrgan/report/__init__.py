@@ -68,7 +68,7 @@ def build_report(runs: pd.DataFrame, out: str | Path, artifact: Optional[Artifac
         ("ZSSRGAN losses", "Reconstruction (L1) and adversarial losses of ZSSRGAN's SR network.",
          loss_figures(frame, out, history)),
         ("Trade-offs", "Each dot is one run; diamonds are method means. Time is the method's own job: "
-         "methods that reuse KernelGAN's shared estimate also need the kernelgan row's time once per image.",
+         "methods that reuse a shared kernel estimate also need the estimate row's time once per image.",
          tradeoff_figures(frame, out)),
     ]
     ablation = ablation_figures(frame, out)

@@ -22,7 +22,7 @@ from scipy import ndimage
 
 from ..io import load_image, load_kernel
 from ..metrics import rgb2y
-from .tables import ESTIMATE, method_order, parse_grid
+from .tables import ESTIMATE, base_method, method_order, parse_grid
 
 ArtifactFn = Callable[[str, str], Optional[Path]]  # (run_id, artifact name) -> local file or None
 HistoryFn = Callable[[str, str], pd.DataFrame]  # (run_id, metric key) -> columns step, value
@@ -248,7 +248,7 @@ def _scatter(frame: pd.DataFrame, out: Path, x: str, y: str, xlabel: str, ylabel
 def tradeoff_figures(frame: pd.DataFrame, out: Path) -> list[Figure]:
     """PSNR against time per method, and PSNR against sharpness (the seed's sharpness/smoothness
     trade-off); each dot is a run."""
-    methods = frame[frame["method"] != ESTIMATE]
+    methods = frame[frame["method"].map(base_method) != ESTIMATE]
     return [
         _scatter(methods, out, "time_total", "psnr_y", "time per image (s, log)", "PSNR-Y (dB)",
                  "psnr_vs_time", "PSNR against time", log_x=True),

@@ -11,7 +11,8 @@ from typing import Optional
 
 import pandas as pd
 
-from ..methods import METHODS
+from ..estimators import ESTIMATORS
+from ..methods import GENERATOR, METHODS, applicable
 
 # (metric key, column title, decimals): the seed report's Table 1 columns, plus what explains them
 METRICS = (
@@ -22,15 +23,25 @@ METRICS = (
     ("sharpness", "sharpness", 4),
     ("time_total", "time (s)", None),  # None: three significant digits (ms for bicubic, hours on CPU)
 )
-ESTIMATE = "kernelgan"  # the method tag of KernelGAN's shared estimate runs
-_KEYS = ("method", "image", "scale", "seed", "grid")
+ESTIMATE = "estimate"  # the method tag of the shared kernel-estimate runs
+_KEYS = ("method", "image", "scale", "seed", "grid", "estimator")
+
+
+def label(method: str, estimator: str) -> str:
+    """A report row's name: the method, with the estimator behind its kernel where it uses one."""
+    return f"{method} [{estimator}]" if estimator else method
+
+
+def base_method(name: str) -> str:
+    return name.split(" [", 1)[0]
 
 
 def method_order(names) -> list[str]:
-    """Methods in the table's order (METHODS), the shared estimate next, unknown names last."""
+    """Rows in the table's order (METHODS, then the shared estimates, each by estimator), unknown
+    names last."""
     known = list(METHODS) + [ESTIMATE]
-    names = set(names)
-    return [m for m in known if m in names] + sorted(names - set(known))
+    return sorted(set(names), key=lambda name: (known.index(base_method(name)) if base_method(name) in known
+                                                else len(known), name))
 
 
 def _column(runs: pd.DataFrame, *candidates: str) -> pd.Series:
@@ -59,9 +70,10 @@ def latest_attempts(runs: pd.DataFrame) -> pd.DataFrame:
 
 
 def prepare(runs: pd.DataFrame) -> pd.DataFrame:
-    """One row per job: ``run_id``, ``method``, ``image``, ``scale``, ``seed``, ``grid``,
-    ``failed``, ``error``, ``gt_path``, ``lr_path``, every metric (``NaN`` when not logged) and the
-    curve metrics (``<phase>.<value>`` columns, last value)."""
+    """One row per job: ``run_id``, ``method`` (its :func:`label`, with the estimator),
+    ``estimator``, ``image``, ``scale``, ``seed``, ``grid``, ``failed``, ``error``, ``gt_path``,
+    ``lr_path``, every metric (``NaN`` when not logged) and the curve metrics (``<phase>.<value>``
+    columns, last value)."""
     runs = latest_attempts(runs)
     if runs.empty:
         raise ValueError("no runs to report: the experiment (or sweep) holds no finished child runs")
@@ -74,6 +86,8 @@ def prepare(runs: pd.DataFrame) -> pd.DataFrame:
     frame["seed"] = pd.to_numeric(frame["seed"], errors="coerce").fillna(0).astype(int)
     frame["image"] = frame["image"].fillna("?").astype(str)
     frame["grid"] = frame["grid"].fillna("").astype(str)
+    frame["estimator"] = frame["estimator"].fillna("").astype(str)
+    frame["method"] = [label(m, e) for m, e in zip(frame["method"], frame["estimator"])]
     frame["error"] = _column(runs, "tags.zssrgan.error").fillna("").astype(str)
     status = runs["status"] if "status" in runs.columns else pd.Series("FINISHED", index=runs.index)
     frame["failed"] = (frame["error"] != "") | (status == "FAILED")
@@ -154,8 +168,8 @@ def comparison_tables(frame: pd.DataFrame) -> list[Table]:
     """The method x scale table (seed report Table 1, with spread), the per-image table and, when
     the sweep had a grid, the per-ablation-point table."""
     tables = [
-        summarise(frame, ["method", "scale"], "methods",
-                  "Per method and scale: mean ± std over images and seeds"),
+        not_applicable(summarise(frame, ["method", "scale"], "methods",
+                                 "Per method and scale: mean ± std over images and seeds"), frame),
         summarise(frame, ["image", "method", "scale"], "per_image",
                   "Per image: mean ± std over seeds"),
     ]
@@ -165,6 +179,18 @@ def comparison_tables(frame: pd.DataFrame) -> list[Table]:
         tables.append(summarise(ablated, ["grid", "method", "scale"], "ablation",
                                 "Per ablation point (zssrgan.grid): mean ± std over images and seeds"))
     return tables
+
+
+def not_applicable(table: Table, frame: pd.DataFrame) -> Table:
+    """Rows marked "n/a" for the methods that cannot run with an estimator of the report (the
+    semi end-to-end mode with an estimator that trains no generator), so their absence is explained."""
+    estimators = sorted(set(frame["estimator"]) - {""})
+    methods = {base_method(m) for m in frame["method"]} & {n for n, m in METHODS.items() if m.estimate == GENERATOR}
+    rows = [{"method": label(m, e), "scale": str(s), "n": "0", **{c: "n/a" for c in table.text.columns[3:]}}
+            for m in sorted(methods) for e in estimators if e in ESTIMATORS and applicable(m, e) for s in sorted(set(frame["scale"]))]
+    if rows:
+        table.text = pd.concat([table.text, pd.DataFrame(rows, columns=table.text.columns)], ignore_index=True)
+    return table
 
 
 def to_markdown(text: pd.DataFrame) -> str:

@@ -16,11 +16,11 @@ import torch
 from ..archs.kernelgan_arch import Discriminator, Generator, composed_kernel, generate
 from ..config import Config, KernelGANConfig, preset
 from ..device import resolve_device
-from ..kernels import analytic_x4_kernel, kernel_shift, postprocess_kernel
+from ..kernels import kernel_width, postprocess_kernel, with_x4
 from ..losses import (BICUBIC_X2, adversarial_l1, bicubic_downscale, bicubic_loss, boundaries_loss,
                       boundaries_mask, centralized_loss, sparsity_loss, sum_to_one_loss)
 from ..progress import Callback, History, Timings
-from ..results import KernelEstimate
+from ..results import DiscriminatorState, KernelEstimate
 from .crops import sample_crops
 
 SCALE = 2  # KernelGAN always learns the x2 kernel; x4 is derived analytically
@@ -62,8 +62,10 @@ class KernelGANTrainer:
     ``rng`` seeds the crops, the initial weights and the noise.
     """
 
+    discriminator_arch = "kernelgan"  # D's row in zssrgan.train.zssrgan.DISCRIMINATORS
+
     def __init__(self, image: np.ndarray, cfg: KernelGANConfig, *, device: torch.device,
-                 rng: np.random.Generator, real: bool = False) -> None:
+                 rng: np.random.Generator, real: bool = False, fixed_kernel: Optional[np.ndarray] = None) -> None:
         for name in ("iters", "n_crop_positions", "crops_per_step"):
             if getattr(cfg, name) < 1:
                 raise ValueError(f"kernelgan.{name} must be at least 1, got {getattr(cfg, name)}")
@@ -75,6 +77,9 @@ class KernelGANTrainer:
             generator, discriminator = Generator(cfg.g_channels), Discriminator(cfg.d_channels, cfg.d_blocks)
         self.G, self.D = generator.to(self.device), discriminator.to(self.device)
         self.g_out = (cfg.input_crop - self.G.kernel_size) // SCALE + 1  # 26: G's output = D's crop
+        # a given kernel in G's place (D trained against an estimate that came without one)
+        self.fixed_kernel = None if fixed_kernel is None else torch.as_tensor(
+            fit_kernel(fixed_kernel, self.G.kernel_size), dtype=torch.float32, device=self.device)
         self.noise = torch.Generator(device=self.device).manual_seed(seed + 1)
 
         # crop corners, drawn up front (host ints: slicing needs no device round trip)
@@ -144,6 +149,8 @@ class KernelGANTrainer:
     def generate(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """G's kernel and G(x) for a (3, 1, h, w) batch: through the kernel, or layer by layer
         (``fast_generator=False``, the literal reference)."""
+        if self.fixed_kernel is not None:
+            return self.fixed_kernel, generate(x, self.fixed_kernel)
         kernel = composed_kernel(self.G)
         return kernel, generate(x, kernel) if self.cfg.fast_generator else self.G(x)
 
@@ -287,16 +294,79 @@ class KernelGANTrainer:
                     flush()
             flush()
 
+    def verdict(self, steps: int = 8) -> tuple[float, float]:
+        """D's mean output (1 = judged real, 0 = fake) on real crops and on G's output for the
+        crops of the first ``steps`` steps, D in eval mode: how well G fools D at the end."""
+        real, fake = [], []
+        training = self.D.training
+        self.D.eval()
+        with torch.no_grad():
+            for i in range(steps):
+                real.append(self.D(self.real_crop(i)).mean())
+                fake.append(self.D(self._noisy(self.to_discriminator(self.generate(self.g_input(i)[0])[1]))).mean())
+        self.D.train(training)
+        return tuple(torch.stack(values).mean().item() for values in (real, fake))
+
+    def discriminator_state(self) -> DiscriminatorState:
+        """D (parameters and buffers, as NumPy) for reuse on any device."""
+        return DiscriminatorState(
+            self.discriminator_arch, {"channels": self.cfg.d_channels, "blocks": self.cfg.d_blocks},
+            {name: value.detach().cpu().numpy().copy() for name, value in self.D.state_dict().items()})
+
     def estimate(self) -> KernelEstimate:
         """The finished estimate: post-processed x2 kernel, analytic x4 kernel centred for x4, G's raw
-        kernel, D's state (NumPy) for reuse, the recorded history and timings."""
+        kernel, D's state for reuse, the diagnostics, the recorded history and timings.
+
+        Diagnostics: ``raw_sum`` (G's kernel sums to 1 when G is sound; near 0 when it collapsed),
+        ``width`` (:func:`~zssrgan.kernels.kernel_width` of the x2 kernel), ``bicubic_phase_ended``
+        and ``late_constraints`` (1 when the schedule passed those phases), ``d_real`` and
+        ``d_fake`` (:meth:`verdict`)."""
         with self.timings.phase("kernelgan_postprocess"):
             raw = self.current_kernel().double().cpu().numpy()
-            k2 = postprocess_kernel(raw, SCALE, self.cfg.n_filtering)
-            k4 = kernel_shift(analytic_x4_kernel(k2, crop=True), 4)
-            state = {name: value.detach().cpu().numpy().copy() for name, value in self.D.state_dict().items()}
-        return KernelEstimate(kernels={2: k2, 4: k4}, raw_kernel=raw, discriminator_state=state,
+            kernels = with_x4(postprocess_kernel(raw, SCALE, self.cfg.n_filtering))
+            d_real, d_fake = self.verdict()
+            diagnostics = {"raw_sum": float(raw.sum()), "width": kernel_width(kernels[2]),
+                           "bicubic_phase_ended": float(self.similar_to_bicubic),
+                           "late_constraints": float(self._constraints_added), "d_real": d_real, "d_fake": d_fake}
+        return KernelEstimate(kernels=kernels, estimator="kernelgan", raw_kernel=raw,
+                              discriminator=self.discriminator_state(), diagnostics=diagnostics,
                               history=self.history.as_dict(), timings=self.timings.as_dict())
+
+
+def kernelgan_trainer(image: np.ndarray, cfg: Config, device: torch.device,
+                      rng: np.random.Generator) -> KernelGANTrainer:
+    """A fresh KernelGAN run for the ZSSRGAN modes that drive it step by step."""
+    return KernelGANTrainer(image, cfg.kernelgan, device=device, rng=rng, real=cfg.real)
+
+
+def fit_kernel(kernel: np.ndarray, size: int) -> np.ndarray:
+    """``kernel`` cropped or zero-padded about its centre to ``size`` x ``size``, summing to 1."""
+    kernel = np.asarray(kernel, dtype=np.float64)
+    pad = (size - kernel.shape[0]) // 2, (size - kernel.shape[1]) // 2
+    if min(pad) < 0:
+        kernel = kernel[max(-pad[0], 0):kernel.shape[0] - max(-pad[0], 0),
+                        max(-pad[1], 0):kernel.shape[1] - max(-pad[1], 0)]
+    kernel = np.pad(kernel, [(max(p, 0), size - n - max(p, 0)) for p, n in zip(pad, kernel.shape)])
+    return kernel / kernel.sum()
+
+
+def train_discriminator(image: np.ndarray, kernel: np.ndarray, cfg: Config,
+                        callback: Optional[Callback] = None) -> DiscriminatorState:
+    """KernelGAN's discriminator trained against a fixed x2 ``kernel`` (``kernelgan.iters`` D steps on
+    the published schedule, G's place taken by the kernel): what the ZSSRGAN modes use with an
+    estimator that trains no discriminator of its own."""
+    trainer = KernelGANTrainer(image, cfg.kernelgan, device=resolve_device(cfg.device),
+                               rng=np.random.default_rng(cfg.seed), real=cfg.real, fixed_kernel=kernel)
+    pending = []
+    for i in range(cfg.kernelgan.iters):
+        values = trainer.d_step(i)
+        trainer.update_schedule(i)
+        pending.append((i, torch.stack([values[name] for name in ("loss_d", "loss_d_real", "loss_d_fake")])))
+    if callback is not None and pending:
+        rows = torch.stack([losses for _, losses in pending]).tolist()
+        for (step, _), row in zip(pending, rows):
+            callback("discriminator", step, dict(zip(("loss_d", "loss_d_real", "loss_d_fake"), row)))
+    return trainer.discriminator_state()
 
 
 def estimate_kernel(image: np.ndarray, scale: int = 2, cfg: Optional[Config] = None,

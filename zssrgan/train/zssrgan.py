@@ -19,19 +19,19 @@ updated) and no gradients into the parameters (:func:`frozen`).
 from __future__ import annotations
 
 from contextlib import contextmanager
-from typing import Iterator, Mapping, Optional
+from typing import Any, Callable, Iterator, Mapping, NamedTuple, Optional
 
 import numpy as np
 import torch
 from torch import nn
 
 from ..archs.kernelgan_arch import Discriminator
-from ..config import Config, KernelGANConfig
+from ..config import Config
 from ..device import resolve_device
 from ..kernels import analytic_x4_kernel_torch, postprocess_kernel, postprocess_kernel_torch
 from ..losses import adversarial_l1
 from ..progress import Callback
-from ..results import KernelEstimate
+from ..results import DiscriminatorState, KernelEstimate
 from .kernelgan import KernelGANTrainer
 from .zssr import ZSSRTrainer, zssr_super_resolve
 
@@ -122,16 +122,27 @@ class _Means:
         return dict(zip(names, means))
 
 
-def load_discriminator(estimate: KernelEstimate, cfg: KernelGANConfig, device: torch.device) -> Discriminator:
-    """KernelGAN's trained D (parameters and buffers) from a finished estimate, on ``device``."""
-    disc = Discriminator(cfg.d_channels, cfg.d_blocks)
-    state = {name: torch.from_numpy(np.asarray(value)) for name, value in estimate.discriminator_state.items()}
-    try:
-        disc.load_state_dict(state)
-    except RuntimeError as error:
-        raise ValueError("the KernelGAN estimate's discriminator does not match kernelgan.d_channels / "
-                         f"kernelgan.d_blocks of this configuration ({error})") from None
-    return disc.to(device)
+class DiscriminatorKind(NamedTuple):
+    """How to rebuild a trained discriminator and the adversarial loss ZSSR minimises against it."""
+
+    build: Callable[..., nn.Module]  # DiscriminatorState.settings as keyword arguments
+    adversarial_loss: Callable[[torch.Tensor], torch.Tensor]  # D's output on ZSSR's output -> loss
+
+
+# The discriminators an estimate can carry, by DiscriminatorState.arch.
+DISCRIMINATORS: dict[str, DiscriminatorKind] = {
+    "kernelgan": DiscriminatorKind(Discriminator, lambda output: adversarial_l1(output, real=True)),
+}
+
+
+def load_discriminator(saved: DiscriminatorState, device: torch.device) -> tuple[nn.Module, DiscriminatorKind]:
+    """A trained discriminator (parameters and buffers) from an estimate, on ``device``, with its kind."""
+    if saved.arch not in DISCRIMINATORS:
+        raise ValueError(f"unknown discriminator {saved.arch!r}; known: {', '.join(DISCRIMINATORS)}")
+    kind = DISCRIMINATORS[saved.arch]
+    disc = kind.build(**saved.settings)
+    disc.load_state_dict({name: torch.from_numpy(np.asarray(value)) for name, value in saved.state.items()})
+    return disc.to(device), kind
 
 
 class Adversary:
@@ -148,12 +159,13 @@ class Adversary:
     """
 
     def __init__(self, mode: str, cfg: Config, disc: nn.Module, kernelgan: Optional[KernelGANTrainer] = None,
-                 callback: Optional[Callback] = None) -> None:
+                 callback: Optional[Callback] = None, kind: DiscriminatorKind = DISCRIMINATORS["kernelgan"]) -> None:
         if mode not in MODES:
             raise ValueError(f"unknown ZSSRGAN mode {mode!r}; choose one of: {', '.join(MODES)}")
         if mode != "fixed" and kernelgan is None:
             raise ValueError(f"ZSSRGAN mode {mode!r} trains D and needs a KernelGAN trainer")
         self.mode, self.cfg, self.disc, self.kernelgan, self.callback = mode, cfg, disc, kernelgan, callback
+        self.adversarial_loss = kind.adversarial_loss
         self.iteration = cfg.zssrgan.e2e_warmup_iters if mode == "e2e" else 0  # G's and D's step count
         self.sf = 2
         self.trainer: Optional[ZSSRTrainer] = None
@@ -175,7 +187,7 @@ class Adversary:
     def loss(self, output: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
         """r / (1 - r) * c * L_adv for ZSSR's output, D frozen; gradients reach ZSSR only."""
         with frozen(self.disc):
-            adv = adversarial_l1(self.disc(to_disc_range(output)), real=True)
+            adv = self.adversarial_loss(self.disc(to_disc_range(output)))
         term, c = self.weight(self.trainer.l1, adv)
         self.output = output.detach()
         self._adv.add({"loss_adv": adv, "c": c})
@@ -233,41 +245,51 @@ class Adversary:
 
 
 def make_adversary(lr: np.ndarray, cfg: Config, mode: str, estimate: Optional[KernelEstimate] = None, *,
-                   callback: Optional[Callback] = None) -> tuple[Adversary, dict[int, np.ndarray]]:
+                   trainer: Optional[Callable[..., Any]] = None, callback: Optional[Callback] = None
+                   ) -> tuple[Adversary, dict[int, np.ndarray]]:
     """The :class:`Adversary` of ``mode`` for image ``lr`` and ZSSR's starting kernels.
 
-    ``fixed`` and ``serial`` start from a finished KernelGAN ``estimate`` (its kernels and D);
-    ``e2e`` builds its own KernelGAN from scratch and runs ``zssrgan.e2e_warmup_iters`` KernelGAN-only
-    steps first.
+    ``fixed`` and ``serial`` start from a finished ``estimate`` (its kernels and discriminator);
+    ``serial`` trains that discriminator on inside the estimator's ``trainer`` (a factory
+    ``(lr, cfg, device, rng)``; without one, a KernelGAN run with the estimate's kernel in G's
+    place). ``e2e`` builds the estimator's ``trainer`` from scratch and runs
+    ``zssrgan.e2e_warmup_iters`` estimator-only steps first.
     """
     if mode not in MODES:
         raise ValueError(f"unknown ZSSRGAN mode {mode!r}; choose one of: {', '.join(MODES)}")
-    if mode != "e2e" and estimate is None:
-        raise ValueError(f"ZSSRGAN mode {mode!r} needs a finished KernelGAN estimate (estimate_kernel)")
+    if mode != "e2e" and (estimate is None or estimate.discriminator is None):
+        raise ValueError(f"ZSSRGAN mode {mode!r} needs a finished kernel estimate with a discriminator "
+                         "(zssrgan.estimators.run_estimator with discriminator=True)")
+    if mode == "e2e" and trainer is None:
+        raise ValueError("ZSSRGAN mode 'e2e' trains the estimator's generator and needs its trainer")
     device = resolve_device(cfg.device)
+    rng = np.random.default_rng(cfg.seed)
     if mode == "fixed":
-        return Adversary(mode, cfg, load_discriminator(estimate, cfg.kernelgan, device), None, callback), \
-            estimate.kernels
-    kernelgan = KernelGANTrainer(lr, cfg.kernelgan, device=device, rng=np.random.default_rng(cfg.seed), real=cfg.real)
-    if mode == "serial":  # D trains on from its KernelGAN state, at its own learning rate
-        kernelgan.D.load_state_dict(load_discriminator(estimate, cfg.kernelgan, device).state_dict())
-        for group in kernelgan.opt_d.param_groups:
+        disc, kind = load_discriminator(estimate.discriminator, device)
+        return Adversary(mode, cfg, disc, None, callback, kind), estimate.kernels
+    if mode == "serial":  # D trains on from its estimated state, at its own learning rate
+        disc, kind = load_discriminator(estimate.discriminator, device)
+        run = trainer(lr, cfg, device, rng) if trainer is not None else KernelGANTrainer(
+            lr, cfg.kernelgan, device=device, rng=rng, real=cfg.real, fixed_kernel=estimate.kernels[2])
+        run.D.load_state_dict(disc.state_dict())
+        for group in run.opt_d.param_groups:
             group["lr"] = cfg.zssrgan.lr_d
-        kernels = estimate.kernels
-    else:
-        kernelgan.train(callback, iters=cfg.zssrgan.e2e_warmup_iters)
-        kernels = {2: postprocess_kernel(kernelgan.current_kernel().double().cpu().numpy(), 2,
-                                         cfg.kernelgan.n_filtering)}  # then G's kernel at every step
-    return Adversary(mode, cfg, kernelgan.D, kernelgan, callback), kernels
+        return Adversary(mode, cfg, run.D, run, callback, kind), estimate.kernels
+    run = trainer(lr, cfg, device, rng)
+    run.train(callback, iters=cfg.zssrgan.e2e_warmup_iters)
+    kernels = {2: postprocess_kernel(run.current_kernel().double().cpu().numpy(), 2,
+                                     run.cfg.n_filtering)}  # then G's kernel at every step
+    return Adversary(mode, cfg, run.D, run, callback, DISCRIMINATORS[run.discriminator_arch]), kernels
 
 
 def zssrgan_super_resolve(lr: np.ndarray, scale: int, cfg: Config, mode: str,
-                          estimate: Optional[KernelEstimate] = None, *, callback: Optional[Callback] = None
+                          estimate: Optional[KernelEstimate] = None, *, trainer: Optional[Callable[..., Any]] = None,
+                          callback: Optional[Callback] = None
                           ) -> tuple[np.ndarray, KernelEstimate, dict[str, float]]:
     """Super-resolve ``lr`` by ``scale`` with ZSSR (post-KernelGAN variant, gradually at x4) plus the
     adversarial term of ``mode`` (see :func:`make_adversary`). Returns (SR image, the estimate used,
     or e2e's own final one, seconds per ZSSR phase)."""
-    adversary, kernels = make_adversary(lr, cfg, mode, estimate, callback=callback)
+    adversary, kernels = make_adversary(lr, cfg, mode, estimate, trainer=trainer, callback=callback)
     sr, timings = zssr_super_resolve(lr, scale, kernels, cfg, cfg.zssr.kernelgan, callback=callback,
                                      extension=adversary)
     return sr, adversary.kernelgan.estimate() if mode == "e2e" else estimate, timings
