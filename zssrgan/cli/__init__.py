@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import dataset_cmd, demo_cmd, estimators_cmd, kernel_cmd, methods_cmd, report_cmd, run_cmd, sr_cmd
+from . import dataset_cmd, demo_cmd, estimators_cmd, kernel_cmd, methods_cmd, prior_cmd, report_cmd, run_cmd, sr_cmd
 
 # name -> module with ``help``, ``add_arguments(parser)`` and ``run(args) -> int``
 COMMANDS = {
@@ -16,6 +16,7 @@ COMMANDS = {
     "make-dataset": dataset_cmd,
     "report": report_cmd,
     "demo": demo_cmd,
+    "prior": prior_cmd,
 }
 
 
