@@ -14,8 +14,12 @@ from zssrgan.config import apply_overrides, preset
 from zssrgan.io import load_image
 from zssrgan.kernels import center_of_mass, centred_position, isotropic_gaussian, kernel_shift, kernel_width
 from zssrgan.resize import imresize
-from zssrgan.train.kernelgan_fkp import FKPTrainer, estimate_kernel_fkp
+from zssrgan.methods import run_method
+from zssrgan.progress import History
+from zssrgan.train.kernelgan_fkp import FKPTrainer, estimate_kernel_fkp, fkp_trainer
 from zssrgan.train.prior import load_prior
+from zssrgan.train.zssr import ZSSRTrainer
+from zssrgan.train.zssrgan import load_discriminator, make_adversary
 
 CPU = torch.device("cpu")
 CLASSIC = Path(__file__).resolve().parents[1] / "benchmarks" / "data" / "classic"
@@ -93,9 +97,13 @@ def test_estimate_is_a_valid_centred_kernel_with_diagnostics():
         assert kernel.min() > -0.05 * kernel.max() and kernel.sum() == pytest.approx(1, abs=1e-2)
         np.testing.assert_allclose(center_of_mass(kernel), centred_position(kernel.shape[0], scale), atol=1e-3)
     assert estimate.raw_kernel.shape == (11, 11)
-    assert set(estimate.diagnostics) == {"raw_kernel_sum", "kernel_width", "critic_real", "critic_fake"}
-    assert estimate.diagnostics["raw_kernel_sum"] == pytest.approx(estimate.raw_kernel.sum())
+    assert set(estimate.diagnostics) == {"raw_sum", "width", "d_real", "d_fake"}
+    assert estimate.diagnostics["raw_sum"] == pytest.approx(estimate.raw_kernel.sum())
+    assert estimate.diagnostics["width"] == pytest.approx(kernel_width(estimate.kernels[2]))
     assert all(np.isfinite(v) for v in estimate.diagnostics.values())
+    assert estimate.estimator == "kernelgan-fkp" and estimate.discriminator.arch == "fkp-critic"
+    disc, kind = load_discriminator(estimate.discriminator, CPU)  # rebuilt from plain data
+    assert isinstance(disc, Critic) and kind.adversarial_loss(torch.ones(1, 1, 3, 3)).item() == -1.0
 
 
 def test_seeded_runs_repeat_and_seeds_differ():
@@ -112,3 +120,53 @@ def test_bad_settings_are_refused():
         estimate_kernel_fkp(image, 2, apply_overrides(preset("quick"), ["fkp.batch=0"]))
     with pytest.raises(ValueError, match="scale must be 2 or 4"):
         estimate_kernel_fkp(image, 3, preset("quick"))
+
+
+# ---- every blind method with kernelgan-fkp as its estimator, tiny budgets --------------------------
+
+MODE_TINY = ["estimator=kernelgan-fkp", "fkp.iters=3", "fkp.batch=2", "fkp.input_crop=32", "fkp.shave=0",
+             "fkp.d_channels=8", "zssr.iters=6", "zssr.crop=24", "zssr.channels=16", "zssr.test_every=2", "device=cpu"]
+
+
+@pytest.mark.parametrize("method", ["kernelgan-zssr", "zssrgan-fixed", "zssrgan-serial", "zssrgan-e2e"])
+def test_every_blind_method_runs_with_kernelgan_fkp(method):
+    lr = load_image(CLASSIC / "bird.png")[100:140, 100:140].copy()
+    history = History()
+    result = run_method(method, lr, 2, apply_overrides(preset("quick"), MODE_TINY), callback=history)
+    assert result.sr.shape == (80, 80, 3) and np.all(np.isfinite(result.sr))
+    assert result.estimate.estimator == "kernelgan-fkp" and result.estimate.discriminator.arch == "fkp-critic"
+    assert result.kernel.sum() == pytest.approx(1, abs=1e-2)
+    adversarial = [row for row in history.curves["zssr_x2"] if "loss_adv" in row]
+    assert (len(adversarial) > 0) == (method != "kernelgan-zssr")
+    assert all(np.isfinite(row["c"]) and row["c"] > 0 for row in adversarial)
+
+
+def test_e2e_steps_the_latent_and_zssr_follows_its_kernel():
+    lr = load_image(CLASSIC / "bird.png")[100:140, 100:140].copy()
+    cfg = apply_overrides(preset("quick"), MODE_TINY)
+    adversary, kernels = make_adversary(lr, cfg, "e2e", trainer=fkp_trainer)
+    zssr = ZSSRTrainer(lr, 2, kernels[2], cfg.zssr, cfg.zssr.kernelgan, device=CPU, rng=np.random.default_rng(0))
+    adversary(2, zssr)
+    zssr.step(adversary.loss)
+    kernel, latent = zssr.kernel.clone(), adversary.kernelgan.G.latent.detach().clone()
+    critic = {k: v.clone() for k, v in adversary.disc.state_dict().items()}
+    adversary.g_step()
+    assert not torch.equal(adversary.kernelgan.G.latent, latent) and not torch.equal(zssr.kernel, kernel)
+    assert all(torch.equal(v, adversary.disc.state_dict()[k]) for k, v in critic.items())
+    adversary.d_step()
+    assert not all(torch.equal(v, adversary.disc.state_dict()[k]) for k, v in critic.items())
+
+
+def test_kernel_command_sets_the_chosen_estimators_iterations(tmp_path, capsys):
+    from PIL import Image
+
+    from zssrgan.cli import main
+
+    image = tmp_path / "lr.png"
+    Image.fromarray((load_image(CLASSIC / "bird.png")[:100, :100] * 255).astype(np.uint8)).save(image)
+    out = tmp_path / "k.npy"
+    assert main(["kernel", str(image), "--scale", "4", "--out", str(out), "--estimator", "kernelgan-fkp",
+                 "--iters", "2", "--preset", "quick", "--set", "fkp.batch=2", "--device", "cpu"]) == 0
+    assert "kernelgan-fkp took" in capsys.readouterr().out and np.load(out).sum() == pytest.approx(1, abs=1e-2)
+    assert main(["kernel", str(image), "--out", str(out), "--estimator", "cross-scale", "--iters", "2"]) == 2
+    assert "the cross-scale estimator does not train" in capsys.readouterr().err

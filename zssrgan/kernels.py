@@ -187,6 +187,16 @@ def center_of_mass_torch(kernel: torch.Tensor) -> torch.Tensor:
     return torch.stack([kernel.sum(1) @ taps / total, kernel.sum(0) @ taps / total])
 
 
+def kernel_width_torch(kernel: torch.Tensor) -> torch.Tensor:
+    """:func:`kernel_width` of a 2-D kernel as a 0-d tensor on its device (NaN without mass)."""
+    k = kernel.clamp_min(0)
+    k = k / k.sum()
+    rows = torch.arange(k.shape[0], dtype=k.dtype, device=k.device)[:, None]
+    cols = torch.arange(k.shape[1], dtype=k.dtype, device=k.device)[None, :]
+    cy, cx = (k * rows).sum(), (k * cols).sum()
+    return ((k * ((rows - cy) ** 2 + (cols - cx) ** 2)).sum() / 2).sqrt()
+
+
 def zeroize_negligible_torch(kernel: torch.Tensor, n: int = 40) -> torch.Tensor:
     """:func:`zeroize_negligible` on the device. Where NumPy raises KernelError (no positive tap
     left) the result is NaN: raising would need a host read; ``ZSSRTrainer`` reports it later."""

@@ -22,16 +22,17 @@ import torch
 from ..archs.fkp_arch import Critic, FlowGenerator, gradient_penalty
 from ..config import Config, FKPConfig, preset
 from ..device import resolve_device
-from ..kernels import analytic_x4_kernel, kernel_shift, kernel_width, postprocess_kernel
+from ..kernels import kernel_width, kernel_width_torch, postprocess_kernel, with_x4
 from ..progress import Callback, History, Timings
-from ..results import KernelEstimate
+from ..results import DiscriminatorState, KernelEstimate
 from .crops import sample_crops
 from .kernelgan import SCALE, prepare_image
 from .prior import load_prior
 
 PHASE = "kernelgan_fkp"
 REPORT_EVERY = 50  # iterations whose values travel to the host (and the callback) in one transfer
-_LOSS_NAMES = ("loss_d", "loss_d_real", "loss_d_fake", "gradient_penalty", "loss_g")
+# per iteration: the last critic and latent step's losses, and the kernel the latent now gives
+_VALUE_NAMES = ("loss_d", "loss_d_real", "loss_d_fake", "gradient_penalty", "loss_g", "raw_sum", "width")
 
 
 def _batch(tensors: list[torch.Tensor]) -> torch.Tensor:
@@ -46,6 +47,8 @@ class FKPTrainer:
     Images: G works on [0, 1] crops (as published: a kernel that does not sum to 1 changes the
     brightness, not the offset); the critic sees [-1, 1].
     """
+
+    discriminator_arch = "fkp-critic"  # the critic's row in zssrgan.train.zssrgan.DISCRIMINATORS
 
     def __init__(self, image: np.ndarray, cfg: FKPConfig, *, device: torch.device, rng: np.random.Generator,
                  real: bool = False, iters: Optional[int] = None) -> None:
@@ -157,12 +160,15 @@ class FKPTrainer:
 
     def _iteration(self, i: int) -> torch.Tensor:
         """``d_steps`` critic steps, then ``latent_steps`` latent steps on iteration ``i``'s crops;
-        the last values as one device vector (``_LOSS_NAMES`` order)."""
+        the last values and the new kernel's raw sum and width as one device vector
+        (``_VALUE_NAMES`` order)."""
         for _ in range(self.cfg.d_steps):
             values = self.d_step(i)
         for _ in range(self.cfg.latent_steps):
             values.update(self.g_step(i))
-        return torch.stack([values[name] for name in _LOSS_NAMES])
+        kernel = self.current_kernel()
+        values.update(raw_sum=kernel.sum(), width=kernel_width_torch(kernel))
+        return torch.stack([values[name] for name in _VALUE_NAMES])
 
     def train(self, callback: Optional[Callback] = None, iters: Optional[int] = None) -> None:
         """Run ``iters`` (default: the trainer's) iterations, recording each in ``self.history`` and
@@ -174,7 +180,7 @@ class FKPTrainer:
             if pending:
                 rows = torch.stack([losses for _, losses in pending]).tolist()
                 for (step, _), row in zip(pending, rows):
-                    self.history(PHASE, step, dict(zip(_LOSS_NAMES, row)))
+                    self.history(PHASE, step, dict(zip(_VALUE_NAMES, row)))
                 pending.clear()
 
         with self.timings.phase("kernelgan_fkp_train"):
@@ -185,31 +191,40 @@ class FKPTrainer:
             flush()
 
     @torch.no_grad()
-    def verdict(self, i: int) -> dict[str, float]:
-        """The critic's mean score (eval mode) on iteration ``i``'s real crops and G's outputs."""
-        training = self.D.training
+    def verdict(self) -> tuple[float, float]:
+        """The critic's mean score (eval mode) on the last iteration's real crops and G's outputs:
+        how far apart it still tells them at the end (a Wasserstein critic's scores are unbounded)."""
+        i, training = self.iters - 1, self.D.training
         self.D.eval()
-        scores = {"critic_real": float(self.D(self.real_crop(i)).mean()),
-                  "critic_fake": float(self.D(self.fake(i)).mean())}
+        scores = float(self.D(self.real_crop(i)).mean()), float(self.D(self.fake(i)).mean())
         self.D.train(training)
         return scores
 
+    def discriminator_state(self) -> DiscriminatorState:
+        """The critic (parameters and buffers, as NumPy) for reuse on any device."""
+        return DiscriminatorState(
+            self.discriminator_arch, {"channels": self.cfg.d_channels, "layers": self.cfg.d_layers},
+            {name: value.detach().cpu().numpy().copy() for name, value in self.D.state_dict().items()})
+
     def estimate(self) -> KernelEstimate:
-        """The finished estimate: the final kernel clipped, normalised and centred for x2, its
-        analytic x4 kernel centred for x4, the raw kernel, the critic's state and diagnostics."""
+        """The finished estimate: the final latent's kernel post-processed (``fkp.n_filtering``: by
+        default clipped at 0, normalised and centred for x2), its analytic x4 kernel, the raw
+        kernel, the critic's state and the diagnostics: ``raw_sum`` (the flow's kernel is not
+        normalised; near 1 for kernels like the prior's), ``width``, ``d_real`` and ``d_fake``
+        (:meth:`verdict`)."""
         with self.timings.phase("kernelgan_fkp_postprocess"):
             raw = self.current_kernel().double().cpu().numpy()
-            k2 = postprocess_kernel(raw, SCALE, self.cfg.n_filtering)
-            k4 = kernel_shift(analytic_x4_kernel(k2, crop=True), 4)
-            state = {name: value.detach().cpu().numpy().copy() for name, value in self.D.state_dict().items()}
-        return KernelEstimate(kernels={2: k2, 4: k4}, raw_kernel=raw, discriminator_state=state,
-                              history=self.history.as_dict(), timings=self.timings.as_dict(),
-                              diagnostics={"raw_kernel_sum": float(raw.sum()), "kernel_width": kernel_width(k2),
-                                           **self.verdict(self.iters - 1)})
+            kernels = with_x4(postprocess_kernel(raw, SCALE, self.cfg.n_filtering))
+            d_real, d_fake = self.verdict()
+            diagnostics = {"raw_sum": float(raw.sum()), "width": kernel_width(kernels[2]),
+                           "d_real": d_real, "d_fake": d_fake}
+        return KernelEstimate(kernels=kernels, estimator="kernelgan-fkp", raw_kernel=raw,
+                              discriminator=self.discriminator_state(), diagnostics=diagnostics,
+                              history=self.history.as_dict(), timings=self.timings.as_dict())
 
 
-def make_trainer(lr: np.ndarray, cfg: Config, device: torch.device, rng: np.random.Generator) -> FKPTrainer:
-    """The trainer ZSSRGAN's serial and semi end-to-end modes drive step by step."""
+def fkp_trainer(lr: np.ndarray, cfg: Config, device: torch.device, rng: np.random.Generator) -> FKPTrainer:
+    """A fresh KernelGAN-FKP run for the ZSSRGAN modes that drive it step by step."""
     return FKPTrainer(lr, cfg.fkp, device=device, rng=rng, real=cfg.real)
 
 
