@@ -78,6 +78,16 @@ def test_steps_train_the_latent_and_the_critic_only():
     assert all(torch.equal(v, trainer.G.prior.state_dict()[k]) for k, v in prior_before.items())
 
 
+def test_the_verdict_changes_nothing_in_the_critic():
+    image = load_image(CLASSIC / "bird.png")[:120, :120]
+    trainer = FKPTrainer(image, apply_overrides(preset("quick"), TINY).fkp, device=CPU, rng=np.random.default_rng(0))
+    trainer.d_step(0)
+    before = {k: v.clone() for k, v in trainer.D.state_dict().items()}
+    eval_scores, batch_scores = trainer.verdict(), trainer.verdict(batch_statistics=True)
+    assert eval_scores != batch_scores and trainer.D.training
+    assert all(torch.equal(v, trainer.D.state_dict()[k]) for k, v in before.items())
+
+
 def test_a_fake_of_another_size_is_judged_against_real_crops_of_its_size():
     image = load_image(CLASSIC / "bird.png")[:120, :120]
     trainer = FKPTrainer(image, apply_overrides(preset("quick"), TINY).fkp, device=CPU, rng=np.random.default_rng(0))
@@ -97,7 +107,7 @@ def test_estimate_is_a_valid_centred_kernel_with_diagnostics():
         assert kernel.min() > -0.05 * kernel.max() and kernel.sum() == pytest.approx(1, abs=1e-2)
         np.testing.assert_allclose(center_of_mass(kernel), centred_position(kernel.shape[0], scale), atol=1e-3)
     assert estimate.raw_kernel.shape == (11, 11)
-    assert set(estimate.diagnostics) == {"raw_sum", "width", "d_real", "d_fake"}
+    assert set(estimate.diagnostics) == {"raw_sum", "width", "d_real", "d_fake", "d_real_train", "d_fake_train"}
     assert estimate.diagnostics["raw_sum"] == pytest.approx(estimate.raw_kernel.sum())
     assert estimate.diagnostics["width"] == pytest.approx(kernel_width(estimate.kernels[2]))
     assert all(np.isfinite(v) for v in estimate.diagnostics.values())

@@ -191,12 +191,16 @@ class FKPTrainer:
             flush()
 
     @torch.no_grad()
-    def verdict(self) -> tuple[float, float]:
-        """The critic's mean score (eval mode) on the last iteration's real crops and G's outputs:
-        how far apart it still tells them at the end (a Wasserstein critic's scores are unbounded)."""
+    def verdict(self, batch_statistics: bool = False) -> tuple[float, float]:
+        """The critic's mean score on the last iteration's real crops and G's outputs: how far apart
+        it still tells them at the end (a Wasserstein critic's scores are unbounded). In eval mode
+        (running BatchNorm statistics, as a frozen critic judges ZSSR), or with each batch's own
+        statistics, as in training (the running ones left untouched)."""
         i, training = self.iters - 1, self.D.training
-        self.D.eval()
+        buffers = {name: value.clone() for name, value in self.D.named_buffers()}
+        self.D.train(batch_statistics)
         scores = float(self.D(self.real_crop(i)).mean()), float(self.D(self.fake(i)).mean())
+        self.D.load_state_dict(buffers, strict=False)
         self.D.train(training)
         return scores
 
@@ -211,13 +215,14 @@ class FKPTrainer:
         default clipped at 0, normalised and centred for x2), its analytic x4 kernel, the raw
         kernel, the critic's state and the diagnostics: ``raw_sum`` (the flow's kernel is not
         normalised; near 1 for kernels like the prior's), ``width``, ``d_real`` and ``d_fake``
-        (:meth:`verdict`)."""
+        (:meth:`verdict` in eval mode), ``d_real_train`` and ``d_fake_train`` (with batch
+        statistics: the scores the training game saw)."""
         with self.timings.phase("kernelgan_fkp_postprocess"):
             raw = self.current_kernel().double().cpu().numpy()
             kernels = with_x4(postprocess_kernel(raw, SCALE, self.cfg.n_filtering))
-            d_real, d_fake = self.verdict()
-            diagnostics = {"raw_sum": float(raw.sum()), "width": kernel_width(kernels[2]),
-                           "d_real": d_real, "d_fake": d_fake}
+            (d_real, d_fake), (d_real_train, d_fake_train) = self.verdict(), self.verdict(batch_statistics=True)
+            diagnostics = {"raw_sum": float(raw.sum()), "width": kernel_width(kernels[2]), "d_real": d_real,
+                           "d_fake": d_fake, "d_real_train": d_real_train, "d_fake_train": d_fake_train}
         return KernelEstimate(kernels=kernels, estimator="kernelgan-fkp", raw_kernel=raw,
                               discriminator=self.discriminator_state(), diagnostics=diagnostics,
                               history=self.history.as_dict(), timings=self.timings.as_dict())
