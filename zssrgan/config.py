@@ -113,6 +113,19 @@ class ZSSRGANConfig:
 
 
 @dataclass
+class AutoConfig:
+    """The ``auto`` estimator (zssrgan/auto.py): width from the cross-scale cue, axes from KernelGAN."""
+
+    use_gan: bool = True  # False: isotropic, from the cue alone (a few seconds, no training)
+    restarts: int = 2  # KernelGAN runs with the next seeds when one collapses
+    anisotropy_min: float = 1.5  # ratio of principal standard deviations from which the GAN's axes are used
+    # the cue's extra blur t is shrunk below shrink_below: 0 up to zero_below, then linearly back to
+    # t at shrink_below (the cue reads a sharp image's own softness as 0.4-0.8 px of blur)
+    zero_below: float = 0.5
+    shrink_below: float = 1.4
+
+
+@dataclass
 class Config:
     """The whole tree; ``seed``, ``device`` and ``real`` apply to every component; ``estimator``
     names the kernel estimator of the blind methods (``zssrgan.estimators.ESTIMATORS``)."""
@@ -127,6 +140,7 @@ class Config:
     kernelgan: KernelGANConfig = field(default_factory=KernelGANConfig)
     zssr: ZSSRConfig = field(default_factory=ZSSRConfig)
     zssrgan: ZSSRGANConfig = field(default_factory=ZSSRGANConfig)
+    auto: AutoConfig = field(default_factory=AutoConfig)
 
 
 def _quick() -> Config:

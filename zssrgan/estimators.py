@@ -16,6 +16,7 @@ from typing import Any, Callable, NamedTuple, Optional
 
 import numpy as np
 
+from .auto import auto_estimate
 from .config import Config
 from .cross_scale import KERNEL_SIZE, SIGMAS, cross_scale_sigma
 from .kernels import isotropic_gaussian, kernel_shift, kernel_width, with_x4
@@ -83,6 +84,8 @@ ESTIMATORS: dict[str, Estimator] = {
                            trainer=kernelgan_trainer, check=kernelgan_failure, reads=("kernelgan.",)),
     "cross-scale": Estimator(cross_scale_estimate, "isotropic Gaussian that keeps the image's band ratio "
                              "across scales (closed form, no training)"),
+    "auto": Estimator(auto_estimate, "recommended (ours): cubic kernel plus the extra blur the cross-scale cue "
+                      "reads, oriented by a KernelGAN run (restarted on collapse)", reads=("auto.", "kernelgan.")),
 }
 
 
