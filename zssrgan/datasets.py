@@ -119,9 +119,10 @@ def _discover_layout(root: Path, scale: int) -> list[ImageItem]:
         kernel_paths = {scale: kernels[i]} if kernels else {}
         if intermediate:
             kernel_paths[2] = intermediate[i]
+        known = manifest if described[i] else {}
         items.append(ImageItem(i, lr_path, gts.get(i), dict(sorted(kernel_paths.items())),
-                               protocol=manifest.get("protocol"), kernel_width=described[i].get("kernel_width"),
-                               noise=manifest.get("noise")))
+                               protocol=known.get("protocol"), kernel_width=described[i].get("kernel_width"),
+                               noise=known.get("noise")))
     return items
 
 
@@ -142,22 +143,20 @@ def _read_manifest(root: Path) -> dict[str, Any]:
 
 
 def _described(root: Path, manifest: dict[str, Any], scale: int, ids) -> dict[str, dict[str, Any]]:
-    """Per id, the manifest's entry (``image``, ``kernel_width``, ...); empty without a manifest.
-    An id the manifest does not describe means the folder changed after it was made."""
-    if not manifest:
-        return {i: {} for i in ids}
-    entries = manifest["items"].get(str(scale), {})
-    missing = [i for i in ids if not isinstance(entries.get(i), dict)]
-    if missing:
-        raise DatasetError(f"{root / MANIFEST} does not describe the x{scale} image(s) "
-                           f"{', '.join(missing[:5])}; was the folder changed after make-dataset?")
+    """Per id, the manifest's entry (``image``, ``kernel_width``, ...); empty for an id it does not
+    describe (an image added later: its own ground truth, no protocol claimed)."""
+    entries = manifest.get("items", {}).get(str(scale), {})
+    if not isinstance(entries, dict) or not all(isinstance(e, dict) for e in entries.values()):
+        raise DatasetError(f"{root / MANIFEST}: its x{scale} items are not a mapping of id to entry")
     for i in ids:
+        if i not in entries:
+            continue
         image, width = entries[i].get("image", i), entries[i].get("kernel_width", 0.0)
         if not isinstance(image, str) or not image or "/" in image or "\\" in image:
             raise DatasetError(f"{root / MANIFEST}: the source image of {i} ({image!r}) is not a plain name")
         if not isinstance(width, (int, float)) or not math.isfinite(width):
             raise DatasetError(f"{root / MANIFEST}: the kernel width of {i} ({width!r}) is not a number")
-    return {i: entries[i] for i in ids}
+    return {i: entries.get(i, {}) for i in ids}
 
 
 def discover(path: str | Path, scale: int) -> list[ImageItem]:
