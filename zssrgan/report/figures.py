@@ -268,7 +268,8 @@ def _mean_lines(ax, data: pd.DataFrame, x: str, metric: str, colours: dict[str, 
 def width_figures(frame: pd.DataFrame, out: Path) -> list[Figure]:
     """Per protocol and scale that vary the blur's width (gaussian8): PSNR-Y against the width, one
     line per method, mean ± std over images and seeds; where each method breaks as the blur widens."""
-    done = frame[~frame["failed"] & frame["kernel_width"].notna() & (frame["method"] != ESTIMATE)]
+    done = frame[~frame["failed"] & frame["kernel_width"].notna()]
+    done = done[done["method"].map(base_method) != ESTIMATE]
     colours = _colours(done["method"])
     figures = []
     for (protocol, scale), group in done.groupby(["protocol", "scale"], sort=False):
