@@ -17,12 +17,12 @@ from pathlib import Path
 import numpy as np
 
 from zssrgan.config import apply_overrides, preset
-from zssrgan.datasets import centred_for_x2
 from zssrgan.device import device_name, resolve_device, set_threads
 from zssrgan.io import load_image
 from zssrgan.kernels import matlab_bicubic_kernel, sample_div2krk_kernel
 from zssrgan.methods import METHODS, run_method
 from zssrgan.metrics import evaluate
+from zssrgan.protocols import centred_for
 from zssrgan.resize import imresize
 from zssrgan.train.kernelgan import estimate_kernel
 
@@ -39,8 +39,8 @@ def centre_crop(image: np.ndarray, size: int) -> np.ndarray:
 
 def degradations(hr: np.ndarray, name: str) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """``{label: (lr, true x2 kernel)}``: a DIV2KRK kernel (seeded by the name, centred for x2 as
-    ``zssrgan.datasets`` degrades) and MATLAB bicubic (whose kernel the oracle gets)."""
-    kernels = {"div2krk": centred_for_x2(sample_div2krk_kernel(np.random.default_rng(sum(map(ord, name))))),
+    ``zssrgan.protocols`` degrades) and MATLAB bicubic (whose kernel the oracle gets)."""
+    kernels = {"div2krk": centred_for(sample_div2krk_kernel(np.random.default_rng(sum(map(ord, name)))), 2),
                "bicubic": matlab_bicubic_kernel(2)}
     return {label: (np.clip(imresize(hr, scale=0.5, kernel=k), 0, 1).astype(np.float32), k)
             for label, k in kernels.items()}

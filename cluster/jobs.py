@@ -211,8 +211,9 @@ def expand(spec: SweepSpec) -> Sweep:
                             estimate_key, "estimate", ESTIMATE, item, scale, seed, cfg, point, _dataset_name(path),
                             estimator=cfg.estimator, discriminator=discriminator))
                     for name, method in methods.items():
-                        if method.needs_kernel and not item.kernel_paths and item.gt_path is None:
-                            skipped.append(f"{name} on {item.name} x{scale}: no true kernel and no ground truth")
+                        gap = item.true_kernel_gap(scale) if method.needs_kernel else None
+                        if gap:
+                            skipped.append(f"{name} on {item.name} x{scale}: {gap}")
                             continue
                         if isinstance(plan[name], str):
                             skipped.append(f"{name} on {item.name} x{scale} with estimator {cfg.estimator}: "

@@ -68,6 +68,8 @@ def job_tags(job, parent_id: str) -> dict[str, str]:
         "zssrgan.scale": str(job.scale),
         "zssrgan.seed": str(job.seed),
         "zssrgan.grid": grid_tag(job.grid),
+        "zssrgan.protocol": job.item.protocol or "",
+        "zssrgan.kernel_width": "" if job.item.kernel_width is None else f"{job.item.kernel_width:g}",
         **({"zssrgan.estimator": job.estimator} if job.estimator else {}),
     }
 
@@ -87,6 +89,9 @@ def job_params(job) -> dict[str, str]:
         "dataset": job.dataset,
         "lr_path": job.item.lr_path,
         "gt_path": job.item.gt_path,
+        "protocol": job.item.protocol,
+        "kernel_width": job.item.kernel_width,
+        "noise": job.item.noise,
         **{f"cfg.{k}": v for k, v in flatten(job.cfg).items()},
         **{f"version.{k}": v for k, v in package_versions().items()},
         "git_commit": git_commit(),

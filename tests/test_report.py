@@ -4,6 +4,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import ray
@@ -28,16 +29,22 @@ IMAGES = ["astronaut", "chelsea"]
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory):
-    """Two sweeps on two 64 px photos in one sqlite store: experiment ``plain`` (bicubic, ZSSR,
-    KernelGAN+ZSSR) and ``grid`` (bicubic and ZSSR over ``zssr.iters=5,10``)."""
+    """Three sweeps in one sqlite store: on two 64 px photos, experiment ``plain`` (bicubic, ZSSR,
+    KernelGAN+ZSSR) and ``grid`` (bicubic and ZSSR over ``zssr.iters=5,10``); on one, experiment
+    ``protocols`` (bicubic and ZSSR on its gaussian8 and bicubic degradations)."""
     root = tmp_path_factory.mktemp("report")
-    data = make_dataset(write_photos(root / "photos", 2, 64), root / "data", scales=(2,))
+    photos = write_photos(root / "photos", 2, 64)
+    data = make_dataset(photos, root / "data", scales=(2,))
+    one = write_photos(root / "one", 1, 64)
+    protocols = [make_dataset(one, root / name, name, scales=(2,)) for name in ("gaussian8", "bicubic")]
     uri = f"sqlite:///{root / 'mlflow.db'}"
-    ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level="WARNING")  # one Ray, two sweeps
+    ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level="WARNING")  # one Ray, three sweeps
     try:
         common = ["run", "--data", str(data), "--tracking-uri", uri, *TINY]
         assert main([*common, "--methods", ",".join(METHODS), "--experiment", "plain"]) == 0
         assert main([*common, "--methods", "bicubic,zssr", "--experiment", "grid", "--grid", "zssr.iters=5,10"]) == 0
+        assert main(["run", *(a for d in protocols for a in ("--data", str(d))), "--tracking-uri", uri, *TINY,
+                     "--methods", "bicubic,zssr", "--experiment", "protocols"]) == 0
     finally:
         ray.shutdown()
     return uri
@@ -106,6 +113,36 @@ def test_grid_sweep_gives_the_ablation_table_and_figure(store, tmp_path):
     _png_ok(out / "figures" / "ablation_zssr.iters.png")
     assert "figures/ablation_zssr.iters.png" in _links(out / "index.html")
     assert "grid points pooled" in (out / "tables" / "methods.md").read_text()
+
+
+def test_runs_are_grouped_by_protocol_and_kernel_width(store, tmp_path):
+    runs = load_runs(store, "protocols")
+    widths = runs.loc[runs["tags.zssrgan.protocol"] == "gaussian8", "tags.zssrgan.kernel_width"]
+    assert sorted(set(widths.astype(float))) == pytest.approx(list(np.linspace(0.8, 1.6, 8)), abs=1e-5)
+    assert set(runs["params.noise"]) == {"0.0"}
+    out = tmp_path / "report"
+    assert main(["report", "--experiment", "protocols", "--tracking-uri", store, "--out", str(out), "--no-attach"]) == 0
+
+    per_protocol = pd.read_csv(out / "tables" / "per_protocol.csv")
+    assert set(zip(per_protocol["protocol"], per_protocol["method"], per_protocol["n"])) == {
+        ("gaussian8", "bicubic", 8), ("gaussian8", "zssr", 8), ("bicubic", "bicubic", 1), ("bicubic", "zssr", 1)}
+    assert "protocols pooled" in (out / "tables" / "methods.md").read_text()
+    per_width = pd.read_csv(out / "tables" / "per_width.csv")
+    assert (per_width["protocol"] == "gaussian8").all() and (per_width["n"] == 1).all()
+    assert list(per_width["kernel_width"]) == [w for w in np.round(np.linspace(0.8, 1.6, 8), 3) for _ in range(2)]
+    bicubic = per_width[per_width["method"] == "bicubic"].set_index("kernel_width")["psnr_y_mean"]
+    assert bicubic.iloc[-1] < bicubic.iloc[0] - 1  # a wider blur leaves bicubic interpolation further off
+
+    _png_ok(out / "figures" / "psnr_vs_width_gaussian8_x2.png")
+    links = _links(out / "index.html")
+    assert "figures/psnr_vs_width_gaussian8_x2.png" in links and "tables/per_width.html" in links
+    covered = re.search(r"<th>protocols</th><td>([^<]*)</td>", (out / "index.html").read_text(encoding="utf-8"))
+    assert sorted(covered.group(1).split(", ")) == ["bicubic", "gaussian8"]
+    # a sweep of one protocol names it and has no per-protocol or per-width table
+    plain = tmp_path / "plain"
+    assert main(["report", "--experiment", "plain", "--tracking-uri", store, "--out", str(plain), "--no-attach"]) == 0
+    assert "(div2krk protocol)" in (plain / "tables" / "methods.md").read_text()
+    assert sorted(p.name for p in (plain / "tables").glob("*.csv")) == ["methods.csv", "per_image.csv"]
 
 
 def test_real_photos_and_hostile_names(store, tmp_path):

@@ -13,7 +13,7 @@ from typing import Optional
 import pandas as pd
 
 from .figures import (ArtifactFn, HistoryFn, ablation_figures, crop_figures, kernel_figures, loss_figures,
-                      tradeoff_figures)
+                      tradeoff_figures, width_figures)
 from .html import write_index
 from .tables import METRICS, Table, comparison_tables, prepare, write_table
 
@@ -71,6 +71,9 @@ def build_report(runs: pd.DataFrame, out: str | Path, artifact: Optional[Artifac
          "methods that reuse a shared kernel estimate also need the estimate row's time once per image.",
          tradeoff_figures(frame, out)),
     ]
+    if frame["kernel_width"].notna().any():
+        sections.append(("Kernel width", "PSNR-Y against the width of the blur, per method: where each method "
+                         "breaks as the blur widens (mean ± std over images and seeds).", width_figures(frame, out)))
     ablation = ablation_figures(frame, out)
     if ablation:
         sections.append(("Ablation", "The grid's ablated values against the main metric.", ablation))
@@ -85,4 +88,7 @@ def build_report(runs: pd.DataFrame, out: str | Path, artifact: Optional[Artifac
         "scales": ", ".join(f"x{s}" for s in sorted(done["scale"].unique())),
         "seeds": len(done["seed"].unique()),
     }
+    protocols = [p for p in done["protocol"].unique() if p]
+    if protocols:
+        summary["protocols"] = ", ".join(protocols)
     return write_index(out, title, {**(context or {}), **summary}, tables, sections, failures)

@@ -1,5 +1,5 @@
 """Figures (matplotlib, Agg, PNG): kernels, zoomed crops, ZSSRGAN's losses, the PSNR/time and
-PSNR/sharpness trade-offs and the ablation curves.
+PSNR/sharpness trade-offs, PSNR against the kernel width and the ablation curves.
 
 Every figure function returns a :class:`Figure` with either a file or a note saying why the data
 for it is absent (real photos have no PSNR, a sweep without ZSSRGAN has no adversarial loss), so
@@ -257,6 +257,38 @@ def tradeoff_figures(frame: pd.DataFrame, out: Path) -> list[Figure]:
     ]
 
 
+def _mean_lines(ax, data: pd.DataFrame, x: str, metric: str, colours: dict[str, tuple]) -> None:
+    """One line per method and scale: ``metric``'s mean ± std (over the other runs) at each ``x``."""
+    for (method, scale), group in data.groupby(["method", "scale"], sort=False):
+        stats = group.groupby(x)[metric].agg(["mean", "std"]).sort_index()
+        ax.errorbar(stats.index, stats["mean"], yerr=stats["std"].fillna(0), marker="o", capsize=3,
+                    color=colours[method], label=f"{method} x{scale}")
+
+
+def width_figures(frame: pd.DataFrame, out: Path) -> list[Figure]:
+    """Per protocol and scale that vary the blur's width (gaussian8): PSNR-Y against the width, one
+    line per method, mean ± std over images and seeds; where each method breaks as the blur widens."""
+    done = frame[~frame["failed"] & frame["kernel_width"].notna()]
+    done = done[done["method"].map(base_method) != ESTIMATE]
+    colours = _colours(done["method"])
+    figures = []
+    for (protocol, scale), group in done.groupby(["protocol", "scale"], sort=False):
+        title = f"PSNR against kernel width: {protocol or 'unknown protocol'}, x{scale}"
+        scored = group[group["psnr_y"].notna()]
+        if scored.empty:
+            figures.append(Figure(title, note="no run logged psnr_y (no ground truth)"))
+            continue
+        fig = MplFigure(figsize=(7, 4.5))
+        ax = fig.subplots()
+        _mean_lines(ax, scored, "kernel_width", "psnr_y", colours)
+        ax.set_xlabel("kernel width (Gaussian sigma, HR pixels)")
+        ax.set_ylabel("PSNR-Y (dB)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+        figures.append(Figure(title, _save(fig, out, f"psnr_vs_width_{protocol}_x{scale}")))
+    return figures
+
+
 def ablation_figures(frame: pd.DataFrame, out: Path) -> list[Figure]:
     """For each ablated key of the grid: the metric (PSNR-Y, else LR-consistency) against its value,
     one line per method and scale, mean ± std over images, seeds and the other keys."""
@@ -273,13 +305,9 @@ def ablation_figures(frame: pd.DataFrame, out: Path) -> list[Figure]:
         numeric = pd.to_numeric(values, errors="coerce")
         categories = sorted(values.dropna().unique(), key=str)
         position = numeric if numeric.notna().all() else values.map({c: i for i, c in enumerate(categories)})
-        data = done.assign(_x=position)
         fig = MplFigure(figsize=(7, 4.5))
         ax = fig.subplots()
-        for (method, scale), group in data.groupby(["method", "scale"], sort=False):
-            stats = group.groupby("_x")[metric].agg(["mean", "std"]).sort_index()
-            ax.errorbar(stats.index, stats["mean"], yerr=stats["std"].fillna(0), marker="o", capsize=3,
-                        color=colours[method], label=f"{method} x{scale}")
+        _mean_lines(ax, done.assign(_x=position), "_x", metric, colours)
         if numeric.isna().any():
             ax.set_xticks(range(len(categories)), categories)
         ax.set_xlabel(key)

@@ -72,7 +72,8 @@ def latest_attempts(runs: pd.DataFrame) -> pd.DataFrame:
 def prepare(runs: pd.DataFrame) -> pd.DataFrame:
     """One row per job: ``run_id``, ``method`` (its :func:`label`, with the estimator),
     ``estimator``, ``image``, ``scale``, ``seed``, ``grid``, ``failed``, ``error``, ``gt_path``,
-    ``lr_path``, every metric (``NaN`` when not logged) and the curve metrics (``<phase>.<value>``
+    ``lr_path``, ``protocol`` ("" when unknown), ``kernel_width`` (``NaN`` where the protocol has
+    none), every metric (``NaN`` when not logged) and the curve metrics (``<phase>.<value>``
     columns, last value)."""
     runs = latest_attempts(runs)
     if runs.empty:
@@ -93,6 +94,9 @@ def prepare(runs: pd.DataFrame) -> pd.DataFrame:
     frame["failed"] = (frame["error"] != "") | (status == "FAILED")
     for key in ("gt_path", "lr_path"):
         frame[key] = _column(runs, f"params.{key}").fillna("").astype(str)
+    frame["protocol"] = _protocol_label(runs)
+    width = _column(runs, "tags.zssrgan.kernel_width", "params.kernel_width").replace({"": None, "none": None})
+    frame["kernel_width"] = pd.to_numeric(width, errors="coerce").round(3)
     metric_columns = [c for c in runs.columns if c.startswith("metrics.")]
     for column in metric_columns:
         frame[column[len("metrics."):]] = pd.to_numeric(runs[column], errors="coerce")
@@ -103,6 +107,14 @@ def prepare(runs: pd.DataFrame) -> pd.DataFrame:
     frame = frame.assign(_order=frame["method"].map(order), _grid=_grid_rank(frame["grid"]))
     frame = frame.sort_values(["_order", "scale", "_grid", "image", "seed"], kind="stable")
     return frame.drop(columns=["_order", "_grid"]).reset_index(drop=True)
+
+
+def _protocol_label(runs: pd.DataFrame) -> pd.Series:
+    """The degradation protocol of each run (``make-dataset``'s), with its noise level when there was
+    noise (``gaussian8 + noise 15``): runs of one label are comparable; "" when unknown."""
+    protocol = _column(runs, "tags.zssrgan.protocol", "params.protocol").replace("none", None).fillna("").astype(str)
+    noise = pd.to_numeric(_column(runs, "params.noise"), errors="coerce").fillna(0.0)
+    return protocol.where((noise <= 0) | (protocol == ""), protocol + " + noise " + noise.map("{:g}".format))
 
 
 def parse_grid(grid: str) -> dict[str, str]:
@@ -166,13 +178,26 @@ def summarise(frame: pd.DataFrame, by: list[str], name: str, title: str) -> Tabl
 
 def comparison_tables(frame: pd.DataFrame) -> list[Table]:
     """The method x scale table (seed report Table 1, with spread), the per-image table and, when
-    the sweep had a grid, the per-ablation-point table."""
+    the sweep had them, the per-protocol (several protocols), per-kernel-width and
+    per-ablation-point tables."""
     tables = [
         not_applicable(summarise(frame, ["method", "scale"], "methods",
                                  "Per method and scale: mean ± std over images and seeds"), frame),
         summarise(frame, ["image", "method", "scale"], "per_image",
                   "Per image: mean ± std over seeds"),
     ]
+    known = frame[frame["protocol"] != ""]
+    protocols = list(known["protocol"].unique())
+    if len(protocols) == 1 and len(known) == len(frame):
+        tables[0].title += f" ({protocols[0]} protocol)"
+    elif protocols:
+        tables[0].title += " (protocols pooled)"
+        tables.append(summarise(known, ["protocol", "method", "scale"], "per_protocol",
+                                "Per degradation protocol: mean ± std over images and seeds"))
+    widths = frame[frame["kernel_width"].notna()].sort_values(["protocol", "scale", "kernel_width"], kind="stable")
+    if not widths.empty:
+        tables.append(summarise(widths, ["protocol", "scale", "kernel_width", "method"], "per_width",
+                                "Per kernel width: mean ± std over images and seeds"))
     ablated = frame[frame["grid"] != ""]
     if not ablated.empty:
         tables[0].title += " (grid points pooled)"
