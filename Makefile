@@ -8,6 +8,7 @@ TORCH_SPEC  ?= torch==2.13.0
 TORCH_INDEX ?=
 PYTEST_ARGS ?=
 DEMO_ARGS   ?=
+DEVICE_CHECK_ARGS ?=
 
 ifdef VIRTUAL_ENV
 VENV := $(VIRTUAL_ENV)
@@ -17,7 +18,7 @@ endif
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.zssrgan-installed
 
-.PHONY: install test demo clean
+.PHONY: install test demo device-check clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +42,10 @@ test: $(STAMP)
 
 demo: $(STAMP)
 	$(VENV)/bin/zssrgan demo --out zssrgan-demo $(DEMO_ARGS)
+
+# what a GPU changes, in one command (a reduced CPU version without one): benchmarks/device_check.py
+device-check: $(STAMP)
+	$(PY) benchmarks/device_check.py $(DEVICE_CHECK_ARGS)
 
 clean:
 	rm -rf .venv build *.egg-info .pytest_cache
