@@ -21,14 +21,13 @@ the output. A part that fails records its error and the others go on (exit statu
 
 ms per iteration is the marginal cost between a short and a longer run after a warm-up run, so
 set-up, post-processing and one-time costs (CUDA kernels loading, cuDNN choosing algorithms)
-cancel. Writes device_check.json and device_check.md into ``--out`` after every part.
+cancel (benchmarks/timekeeping.py). Writes device_check.json and device_check.md into ``--out``
+after every part.
 Without a GPU, or with ``--cpu``, every part runs on the CPU at reduced sizes (the CPU version).
 """
 from __future__ import annotations
 
-import _thread
 import argparse
-import contextlib
 import importlib.util
 import json
 import math
@@ -41,10 +40,9 @@ import sys
 import tempfile
 import threading
 import time
-import traceback
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator, Optional
+from typing import Any, Callable, Optional
 
 import numpy as np
 import torch
@@ -55,9 +53,10 @@ sys.path.insert(0, str(ROOT))  # run from a checkout without installing
 
 from cluster.driver import run_sweep  # noqa: E402
 from cluster.jobs import SweepSpec  # noqa: E402
-from cluster.tracking import git_commit, load_runs, package_versions  # noqa: E402
+from cluster.records import git_commit, package_versions  # noqa: E402
+from cluster.runs import load_runs  # noqa: E402
 from zssrgan import metrics  # noqa: E402
-from zssrgan.config import Config, apply_overrides, flatten, preset, set_value  # noqa: E402
+from zssrgan.config import Config, apply_overrides, flatten, parse_assignment, preset, set_value  # noqa: E402
 from zssrgan.device import cpu_model, set_threads  # noqa: E402
 from zssrgan.io import load_image, save_image  # noqa: E402
 from zssrgan.methods import METHODS, run_method  # noqa: E402
@@ -68,6 +67,8 @@ from zssrgan.train.zssr import zssr_super_resolve  # noqa: E402
 
 from kernelgan_speed import step_functions, synthetic_image, time_blocks  # noqa: E402  (sibling scripts)
 from methods_quick import CLASSIC, centre_crop, degradations  # noqa: E402
+from timekeeping import (Budget, Sampler, fair_share, guarded, interrupt_at, left, per_iteration,  # noqa: E402
+                         stop_at, sync)
 
 OUT = HERE / "out" / "device_check"
 IMAGE = "bird"  # the classic image of the comparison: 288x288, so a 144x144 LR image at x2
@@ -94,7 +95,7 @@ class Sizes:
     estimator_iters: tuple[int, int]  # the short and the longer run of the marginal timing
     zssr_iters: tuple[int, int]
     hr_crop: Optional[int]  # HR centre crop of the comparison's image (None: the whole image)
-    levels: tuple[int, ...]  # jobs per GPU (CPU version: workers of one CPU each)
+    levels: tuple[int, ...]  # jobs per GPU (CPU version: workers of one CPU each), in the order run
     sweep_iters: int  # KernelGAN's and ZSSR's iterations per sweep job
     sweep_side: int  # LR side of the sweep's images
 
@@ -102,7 +103,7 @@ class Sizes:
 GPU_SIZES = Sizes(budget_s=300, weights=(("cuda_tests", 45), ("kernelgan_step", 15), ("estimators", 20),
                                          ("zssr_precision", 20), ("comparison", 115), ("packing", 75)),
                   preset="paper", overrides=(), step_image=(200, 300), step_blocks=3, block_steps=5,
-                  estimator_iters=(50, 250), zssr_iters=(50, 250), hr_crop=None, levels=(1, 2, 4, 8),
+                  estimator_iters=(50, 250), zssr_iters=(50, 250), hr_crop=None, levels=(1, 8, 4, 2),
                   sweep_iters=200, sweep_side=128)
 CPU_SIZES = Sizes(budget_s=110, weights=(("cuda_tests", 25), ("kernelgan_step", 8), ("estimators", 8),
                                          ("zssr_precision", 10), ("comparison", 20), ("packing", 35)),
@@ -110,85 +111,7 @@ CPU_SIZES = Sizes(budget_s=110, weights=(("cuda_tests", 25), ("kernelgan_step", 
                   estimator_iters=(10, 30), zssr_iters=(5, 15), hr_crop=192, levels=(1, 2),
                   sweep_iters=20, sweep_side=96)
 RESERVE_S = 8.0  # of the budget, for writing the results and stopping Ray
-MIN_LEVEL_S = 15.0  # the least time worth starting a packing level with (Ray actors, MLflow store)
-
-
-# --------------------------------------------------------------------------------------------
-# deadlines
-
-
-class Budget:
-    """The run's end, shared among the parts still to run in proportion to their weights: a part
-    that finishes early leaves its time to the later ones, one that overruns shrinks them."""
-
-    def __init__(self, seconds: float, weights: dict[str, float]) -> None:
-        self.end = time.monotonic() + seconds
-        self.weights = dict(weights)
-
-    def deadline(self, part: str) -> float:
-        weight = self.weights.pop(part)
-        share = weight / (weight + sum(self.weights.values()))
-        return time.monotonic() + max(0.0, self.end - time.monotonic()) * share
-
-
-class OutOfTime(Exception):
-    """A deadline passed inside a training loop (raised from its callback)."""
-
-
-@contextlib.contextmanager
-def guarded(row: dict[str, Any], notes: list[str], what: str) -> Iterator[None]:
-    """One item of a part: a stop at the deadline or an error (a CUDA error, an OOM) is recorded in
-    its row and the part goes on, so one failure does not lose the other figures of a lent GPU."""
-    start = time.perf_counter()
-    try:
-        yield
-    except OutOfTime as stop:
-        row["stopped"] = f"{stop} after {time.perf_counter() - start:.1f} s"
-        notes.append(f"{what}: {row['stopped']}")
-    except Exception as exc:
-        row["error"] = f"{type(exc).__name__}: {exc}"
-        row["traceback"] = traceback.format_exc()
-        notes.append(f"{what}: failed: {row['error']}")
-        print(row["traceback"], file=sys.stderr)
-
-
-def left(deadline: float) -> float:
-    return deadline - time.monotonic()
-
-
-def fair_share(deadline: float, items_left: int) -> float:
-    """The deadline of the next of ``items_left`` items sharing what is left of ``deadline``."""
-    return time.monotonic() + max(0.0, left(deadline)) / items_left
-
-
-def stop_at(deadline: float) -> Callback:
-    """A training callback that stops the loop once ``deadline`` has passed."""
-    def callback(phase: str, step: int, values: Any) -> None:
-        if time.monotonic() > deadline:
-            raise OutOfTime(f"stopped at its deadline in {phase}, step {step}")
-    return callback
-
-
-@contextlib.contextmanager
-def interrupt_at(deadline: float, fired: threading.Event) -> Iterator[None]:
-    """Ctrl-C for the main thread at ``deadline``: the runner stops as it does for a user (running
-    jobs KILLED). ``fired`` is set first, so a user's own Ctrl-C is not mistaken for it."""
-
-    def fire() -> None:
-        fired.set()
-        _thread.interrupt_main()
-
-    timer = threading.Timer(max(0.0, left(deadline)), fire)
-    timer.start()
-    try:
-        yield
-    finally:
-        timer.cancel()
-
-
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
+MIN_LEVEL_S = 15.0  # the least time worth starting a packing level with (actors start, a few jobs)
 
 
 def config(sizes: Sizes, device: torch.device, *overrides: str) -> Config:
@@ -200,94 +123,6 @@ def with_iters(cfg: Config, n: int) -> Config:
     """Every ``*.iters`` key of the tree capped at ``n``: a short run of any estimator's loop."""
     caps = {key: min(value, n) for key, value in flatten(cfg).items() if key.rsplit(".", 1)[-1] == "iters"}
     return apply_overrides(cfg, caps)
-
-
-def per_iteration(run: Callable[[int, Callback], tuple[float, int, Any]], iters: tuple[int, int],
-                  deadline: float) -> dict[str, Any]:
-    """ms per iteration as the marginal cost between runs of ``iters[0]`` and ``iters[1]``
-    iterations, after an untimed warm-up run of ``iters[0]``. ``run(n, callback)`` returns (seconds,
-    iterations done, result); the longer run's result comes back under ``result``. A run still going
-    at ``deadline`` raises OutOfTime from ``callback``."""
-    short, long = iters
-    callback = stop_at(deadline)
-    run(short, callback)
-    s1, i1, _ = run(short, callback)
-    s2, i2, result = run(long, callback)
-    ms = (s2 - s1) / (i2 - i1) * 1e3 if i2 > i1 else None  # None: no iterations (or not set by iters)
-    return {"ms_per_iteration": ms, "iterations": [i1, i2], "seconds": [s1, s2], "result": result}
-
-
-# --------------------------------------------------------------------------------------------
-# GPU (or CPU) utilisation, sampled in a thread
-
-
-def _gpu_index() -> int:
-    """NVML's index of torch's cuda:0 (the first of CUDA_VISIBLE_DEVICES when it names indices)."""
-    first = os.environ.get("CUDA_VISIBLE_DEVICES", "0").split(",")[0].strip()
-    return int(first) if first.isdigit() else 0
-
-
-def _nvml_reader() -> Optional[Callable[[], tuple[float, float]]]:
-    try:
-        import pynvml
-
-        pynvml.nvmlInit()
-        handle = pynvml.nvmlDeviceGetHandleByIndex(_gpu_index())
-    except Exception:  # not installed, or no NVML library: nvidia-smi instead
-        return None
-    return lambda: (float(pynvml.nvmlDeviceGetUtilizationRates(handle).gpu),
-                    pynvml.nvmlDeviceGetMemoryInfo(handle).used / 2**20)
-
-
-def _smi_reader() -> Callable[[], tuple[float, float]]:
-    command = ["nvidia-smi", "-i", str(_gpu_index()), "--query-gpu=utilization.gpu,memory.used",
-               "--format=csv,noheader,nounits"]
-
-    def read() -> tuple[float, float]:
-        util, memory = subprocess.run(command, capture_output=True, text=True, timeout=5, check=True).stdout.split(",")
-        return float(util), float(memory)
-    return read
-
-
-def _cpu_reader() -> Callable[[], tuple[float, float]]:
-    """The whole machine's CPU use (%) since the last call, from /proc/stat (no memory figure)."""
-    last = [0.0, 0.0]
-
-    def read() -> tuple[float, float]:
-        with open("/proc/stat", encoding="ascii") as stat:
-            ticks = [float(t) for t in stat.readline().split()[1:]]
-        busy, total = sum(ticks) - ticks[3] - ticks[4], sum(ticks)  # idle and iowait
-        (last_busy, last_total), last[:] = last, [busy, total]
-        return 100.0 * (busy - last_busy) / max(total - last_total, 1.0), math.nan
-    return read
-
-
-class Sampler(threading.Thread):
-    """Samples (time, utilisation %, memory used MiB) every ``every`` s: the GPU's through NVML
-    (pynvml) or nvidia-smi, or the CPU's where there is no GPU."""
-
-    def __init__(self, gpu: bool, every: float = 0.25) -> None:
-        super().__init__(daemon=True)
-        self.read = (_nvml_reader() or _smi_reader()) if gpu else _cpu_reader()
-        self.source = "gpu" if gpu else "cpu"
-        self.every, self.samples = every, []
-        self.halt = threading.Event()
-        self.error: Optional[str] = None
-
-    def run(self) -> None:
-        try:
-            self.read()  # the CPU reader's first call only sets its baseline
-            while not self.halt.wait(self.every):
-                self.samples.append((time.time(), *self.read()))
-        except Exception as exc:  # a sampler that fails says so in the results instead of dying silently
-            self.error = f"{type(exc).__name__}: {exc}"
-
-    def window(self, start: float, end: float) -> dict[str, Optional[float]]:
-        """Mean utilisation and peak memory of the samples between ``start`` and ``end`` (epoch s)."""
-        inside = [(u, m) for t, u, m in self.samples if start <= t <= end]
-        memory = [m for _, m in inside if not math.isnan(m)]
-        return {f"{self.source}_util_mean_pct": float(np.mean([u for u, _ in inside])) if inside else None,
-                "gpu_memory_peak_mib": max(memory) if memory else None, "samples": len(inside)}
 
 
 # --------------------------------------------------------------------------------------------
@@ -470,6 +305,7 @@ def comparison(sizes: Sizes, device: torch.device, lr: np.ndarray, hr: np.ndarra
         uses_estimate = job != ESTIMATE and METHODS[job].uses_estimate
         if uses_estimate and estimate is None:
             row["stopped"] = "skipped: the shared estimate did not finish"
+            notes.append(f"comparison, {job}: {row['stopped']}")
             continue
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
@@ -509,8 +345,12 @@ def packing(sizes: Sizes, gpu: bool, deadline: float, notes: list[str]) -> dict[
     import ray
 
     method = "kernelgan-zssr"
-    overrides = [*sizes.overrides, f"kernelgan.iters={sizes.sweep_iters}", f"zssr.iters={sizes.sweep_iters}"]
-    if not gpu:
+    settings = dict(map(parse_assignment, sizes.overrides))
+    settings.update({"kernelgan.iters": str(sizes.sweep_iters), "zssr.iters": str(sizes.sweep_iters)})
+    overrides = [f"{key}={value}" for key, value in settings.items()]
+    if gpu:
+        torch.cuda.empty_cache()  # what earlier parts cached is the workers' to use now
+    else:
         notes.append("packing on the CPU: each level is that many workers of one CPU each, no GPU")
     os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))  # workers
     rows: list[dict[str, Any]] = []
@@ -519,29 +359,29 @@ def packing(sizes: Sizes, gpu: bool, deadline: float, notes: list[str]) -> dict[
         images = sweep_images(root / "images", 2 * max(sizes.levels), sizes.sweep_side)
         uri = f"sqlite:///{root / 'mlflow.db'}"
         sampler = Sampler(gpu)
-        ray.init(num_cpus=os.cpu_count(), num_gpus=1 if gpu else 0, include_dashboard=False,
+        # a Ray of its own ("local": not one another program started on this machine), which the runner reuses
+        ray.init(address="local", num_cpus=os.cpu_count(), num_gpus=1 if gpu else 0, include_dashboard=False,
                  logging_level="WARNING", log_to_driver=False)
         sampler.start()
         try:
             cpus = ray.cluster_resources().get("CPU", 0)
-            last_wall = None
-            for level in sizes.levels:
+            for i, level in enumerate(sizes.levels):
                 row: dict[str, Any] = {"jobs_per_gpu": level, "gpus_per_job": 1 / level if gpu else 0}
                 rows.append(row)
                 if level > cpus:
                     row["stopped"] = f"skipped: {level} workers of one CPU do not fit {cpus:g} CPUs"
                     notes.append(f"packing, {level} jobs: {row['stopped']}")
                     continue
-                need = MIN_LEVEL_S if last_wall is None else 1.5 * last_wall  # twice the work, twice the workers
-                if need > left(deadline):
-                    row["stopped"] = f"skipped: about {need:.0f} s needed, {max(0, left(deadline)):.0f} s left"
+                if left(deadline) < MIN_LEVEL_S:
+                    row["stopped"] = f"skipped: {max(0, left(deadline)):.0f} s left"
                     notes.append(f"packing, {level} jobs: {row['stopped']}")
                     continue
-                start = time.monotonic()
+                # the later levels' minimum kept back, as long as this one gets its own
+                later = MIN_LEVEL_S * (len(sizes.levels) - i - 1)
+                level_deadline = min(deadline, max(deadline - later, time.monotonic() + MIN_LEVEL_S))
                 with guarded(row, notes, f"packing, {level} jobs"):
-                    row.update(_level(level, gpu, images[:2 * level], overrides, sizes.preset, uri, deadline,
+                    row.update(_level(level, gpu, images[:2 * level], overrides, sizes.preset, uri, level_deadline,
                                       sampler))
-                last_wall = time.monotonic() - start
                 if "stopped" in row:
                     notes.append(f"packing, {level} jobs: {row['stopped']}")
         finally:
@@ -549,10 +389,11 @@ def packing(sizes: Sizes, gpu: bool, deadline: float, notes: list[str]) -> dict[
             ray.shutdown()
     if sampler.error:
         notes.append(f"utilisation sampler stopped: {sampler.error}")
-    base = next((r["images_per_hour"] for r in rows if r.get("images_per_hour")), None)
+    rows.sort(key=lambda row: row["jobs_per_gpu"])
+    base = rows[0].get("images_per_hour") if rows and rows[0]["jobs_per_gpu"] == 1 else None
     for row in rows:
         if base and row.get("images_per_hour"):
-            row["throughput_vs_first"] = row["images_per_hour"] / base
+            row["throughput_vs_one"] = row["images_per_hour"] / base
     return {"method": method, "preset": sizes.preset, "overrides": overrides, "sampler": sampler.source,
             "image_side": sizes.sweep_side, "rows": rows}
 
@@ -652,9 +493,15 @@ def _md_tests(r: dict) -> str:
 
 def _md_steps(r: dict) -> str:
     devices = [d for d in ("cpu", "cuda") if d in r]
-    names = list(r[devices[0]]) if devices else []
-    rows = [[name, *(r[d][name]["wall_ms"] for d in devices)] for name in names if name != "blocks"]
-    return f"ms per step (wall), image {r['image'][0]}x{r['image'][1]}\n\n" + _table(["step", *devices], rows)
+    names = [name for name in (r[devices[0]] if devices else []) if name != "blocks"]
+    rows = [[name, *(r[d][name]["wall_ms"] for d in devices),
+             *(r[d]["literal"]["wall_ms"] / r[d][name]["wall_ms"] for d in devices)] for name in names]
+    if len(devices) == 2:
+        for row, name in zip(rows, names):
+            row.append(r["cpu"][name]["wall_ms"] / r["cuda"][name]["wall_ms"])
+    headers = ["step", *(f"{d} ms" for d in devices), *(f"x vs literal ({d})" for d in devices)]
+    return (f"wall ms per step, image {r['image'][0]}x{r['image'][1]}\n\n"
+            + _table(headers + (["cuda x vs cpu"] if len(devices) == 2 else []), rows))
 
 
 def _md_estimators(r: dict) -> str:
@@ -683,10 +530,10 @@ def _md_comparison(r: dict) -> str:
 def _md_packing(r: dict) -> str:
     util = f"{r['sampler']}_util_mean_pct"
     rows = [[x["jobs_per_gpu"], x.get("finished_images"), x.get("window_s"), x.get("images_per_hour"),
-             x.get("throughput_vs_first"), x.get(util), x.get("gpu_memory_peak_mib"), x.get("stopped", "")]
+             x.get("throughput_vs_one"), x.get(util), x.get("gpu_memory_peak_mib"), x.get("stopped", "")]
             for x in r["rows"]]
     return (f"{r['method']} ({r['preset']}, {' '.join(r['overrides'])}) on {r['image_side']} px LR images\n\n"
-            + _table(["jobs per GPU", "images", "window s", "images/hour", "x vs first", f"{r['sampler']} util %",
+            + _table(["jobs per GPU" if r["sampler"] == "gpu" else "workers (1 CPU each)", "images", "window s", "images/hour", "x vs 1 job", f"{r['sampler']} util %",
                       "GPU MiB peak", "note"], rows))
 
 
@@ -716,7 +563,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     sizes = GPU_SIZES if gpu else CPU_SIZES
     budget_s = sizes.budget_s if args.budget is None else args.budget
     set_threads(args.threads)
-    devices = [torch.device("cpu")] + ([torch.device("cuda", 0)] if gpu else [])
+    devices = [torch.device("cpu")] + ([torch.device("cuda")] if gpu else [])
     main_device = devices[-1]
     started = time.monotonic()
     budget = Budget(max(0.0, budget_s - RESERVE_S), dict(sizes.weights))
