@@ -11,7 +11,7 @@ the output. A part that fails records its error and the others go on (exit statu
 2. ``kernelgan_step``: KernelGAN ms per step on the CPU and CUDA: the production step, the same
    with the layer-by-layer generator, and the literal published-architecture step
    (benchmarks/kernelgan_speed.py), timed in alternating blocks.
-3. ``estimators``: each kernel estimator's ms per iteration on the CPU and CUDA.
+3. ``estimators``: ms per iteration of each kernel estimator (zssrgan.estimators) on the CPU and CUDA.
 4. ``zssr_precision``: ZSSR ms per iteration in fp32, bf16 autocast, channels-last and both, with
    the PSNR of each output against fp32's on the same image and seed.
 5. ``comparison``: every method at ``paper``, x2, on one classic image degraded with a DIV2KRK-
@@ -59,10 +59,10 @@ from zssrgan import metrics  # noqa: E402
 from zssrgan.config import Config, apply_overrides, flatten, parse_assignment, preset, set_value  # noqa: E402
 from zssrgan.device import cpu_model, set_threads  # noqa: E402
 from zssrgan.io import load_image, save_image  # noqa: E402
-from zssrgan.methods import METHODS, run_method  # noqa: E402
+from zssrgan.estimators import ESTIMATORS, EstimateFailed, run_estimator  # noqa: E402
+from zssrgan.methods import DISCRIMINATOR, KERNEL, METHODS, run_method  # noqa: E402
 from zssrgan.progress import Callback, History  # noqa: E402
 from zssrgan.resize import imresize  # noqa: E402
-from zssrgan.train.kernelgan import estimate_kernel  # noqa: E402
 from zssrgan.train.zssr import zssr_super_resolve  # noqa: E402
 
 from kernelgan_speed import step_functions, synthetic_image, time_blocks  # noqa: E402  (sibling scripts)
@@ -72,13 +72,15 @@ from timekeeping import (Budget, Sampler, fair_share, guarded, interrupt_at, lef
 
 OUT = HERE / "out" / "device_check"
 IMAGE = "bird"  # the classic image of the comparison: 288x288, so a 144x144 LR image at x2
-ESTIMATE = "kernelgan (estimate)"  # the comparison's shared estimate, a job of its own as in a sweep
 VARIANTS = {  # ZSSR's (zssr.mixed_precision, zssr.channels_last)
     "fp32": (False, False), "bf16 autocast": (True, False), "channels-last": (False, True),
     "bf16 + channels-last": (True, True),
 }
-# tiny runs for the CPU version: every part's code path in about a minute on 2 cores
-TINY = ("kernelgan.iters=40", "kernelgan.n_crop_positions=40", "zssr.iters=20", "zssr.crop=32")
+PACKING_METHOD = "kernelgan-zssr"  # an estimate job and a ZSSR job per image: the common pipeline
+# tiny runs for the CPU version: every part's code path in about a minute on 2 cores. So few
+# KernelGAN steps cannot end its bicubic phase, which fails a strict estimate: record it instead.
+TINY = ("kernelgan.iters=40", "kernelgan.n_crop_positions=40", "zssr.iters=20", "zssr.crop=32",
+        "strict_estimates=false")
 
 
 @dataclass(frozen=True)
@@ -215,27 +217,16 @@ def kernelgan_step(sizes: Sizes, devices: list[torch.device], deadline: float, n
     return out
 
 
-def estimator_table() -> tuple[dict[str, Callable[..., Any]], str]:
-    """{name: fn(lr, scale, cfg, callback=None) -> KernelEstimate}: the estimator table where this
-    checkout has one, else KernelGAN alone; and a line saying which."""
-    try:
-        from zssrgan.estimators import ESTIMATORS
-    except ModuleNotFoundError as exc:
-        if exc.name != "zssrgan.estimators":
-            raise
-        return {"kernelgan": estimate_kernel}, "zssrgan.estimators is not in this checkout: KernelGAN alone"
-    return {name: estimator.fn for name, estimator in ESTIMATORS.items()}, "zssrgan.estimators.ESTIMATORS"
-
-
 def estimators(sizes: Sizes, devices: list[torch.device], lr: np.ndarray, deadline: float,
                notes: list[str]) -> dict[str, Any]:
-    table, source = estimator_table()
+    """Every estimator of the table: ms per iteration of its training (none for a closed form)."""
     rows = []
-    items = [(name, device) for name in table for device in devices]
+    items = [(name, device) for name in ESTIMATORS for device in devices]
     for n, (name, device) in enumerate(items):
         base = config(sizes, device)
 
-        def run(iters: int, callback: Callback, fn=table[name], cfg=base, device=device) -> tuple[float, int, None]:
+        def run(iters: int, callback: Callback, fn=ESTIMATORS[name].fn, cfg=base, device=device
+                ) -> tuple[float, int, None]:
             start = time.perf_counter()
             estimate = fn(lr, 2, with_iters(cfg, iters), callback=callback)
             sync(device)
@@ -247,7 +238,7 @@ def estimators(sizes: Sizes, devices: list[torch.device], lr: np.ndarray, deadli
             measured = per_iteration(run, sizes.estimator_iters, fair_share(deadline, len(items) - n))
             measured.pop("result")
             row.update(measured)
-    return {"source": source, "image": f"{IMAGE} (LR {lr.shape[0]}x{lr.shape[1]})", "rows": rows}
+    return {"image": f"{IMAGE} (LR {lr.shape[0]}x{lr.shape[1]})", "rows": rows}
 
 
 def zssr_precision(sizes: Sizes, device: torch.device, lr: np.ndarray, hr: np.ndarray, kernel: np.ndarray,
@@ -291,20 +282,25 @@ def _peak_mib(device: torch.device) -> Optional[float]:
     return torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None
 
 
+def estimate_job(cfg: Config) -> str:
+    """The comparison's shared estimate, a job of its own as in a sweep."""
+    return f"estimate ({cfg.estimator})"
+
+
 def comparison(sizes: Sizes, device: torch.device, lr: np.ndarray, hr: np.ndarray, kernel: np.ndarray,
                deadline: float, notes: list[str]) -> dict[str, Any]:
     """The shared estimate, then every method, one at a time as a worker runs them. Each job may
     use what is left but a reserve for each job after it, so a slow one cannot starve the rest."""
     cfg = config(sizes, device)
-    jobs = [ESTIMATE, *METHODS]
+    jobs = [estimate_job(cfg), *METHODS]
     reserve = max(0.0, left(deadline)) * 0.05
     rows, estimate = [], None
     for n, job in enumerate(jobs):
         row: dict[str, Any] = {"job": job}
         rows.append(row)
-        uses_estimate = job != ESTIMATE and METHODS[job].uses_estimate
+        uses_estimate = job in METHODS and METHODS[job].estimate in (KERNEL, DISCRIMINATOR)
         if uses_estimate and estimate is None:
-            row["stopped"] = "skipped: the shared estimate did not finish"
+            row["stopped"] = "skipped: no shared estimate (see its row)"
             notes.append(f"comparison, {job}: {row['stopped']}")
             continue
         if device.type == "cuda":
@@ -312,9 +308,14 @@ def comparison(sizes: Sizes, device: torch.device, lr: np.ndarray, hr: np.ndarra
         callback = stop_at(deadline - reserve * (len(jobs) - n - 1))
         start = time.perf_counter()
         with guarded(row, notes, f"comparison, {job}"):
-            if job == ESTIMATE:
-                estimate = estimate_kernel(lr, 2, cfg, callback=callback)
-                timings, sr = estimate.timings, None
+            if job not in METHODS:  # with a discriminator, as the runner's estimate job when methods need one
+                timings, sr = {}, None
+                try:
+                    estimate = run_estimator(lr, 2, cfg, callback=callback, discriminator=True)
+                    timings = estimate.timings
+                except EstimateFailed as failure:  # a finding, as in a sweep: the methods that need it skip
+                    row["estimate_failed"] = str(failure)
+                    notes.append(f"comparison, {job}: {failure}")
             else:
                 result = run_method(job, lr, 2, cfg, kernels={2: kernel},
                                     estimate=estimate if uses_estimate else None, callback=callback)
@@ -344,9 +345,11 @@ def packing(sizes: Sizes, gpu: bool, deadline: float, notes: list[str]) -> dict[
     """kernelgan-zssr on 2 images per job slot, through the runner, at each packing level."""
     import ray
 
-    method = "kernelgan-zssr"
+    method = PACKING_METHOD
     settings = dict(map(parse_assignment, sizes.overrides))
-    settings.update({"kernelgan.iters": str(sizes.sweep_iters), "zssr.iters": str(sizes.sweep_iters)})
+    # short jobs that measure throughput: their estimates stop before KernelGAN's schedule can end
+    settings.update({"kernelgan.iters": str(sizes.sweep_iters), "zssr.iters": str(sizes.sweep_iters),
+                     "strict_estimates": "false"})
     overrides = [f"{key}={value}" for key, value in settings.items()]
     if gpu:
         torch.cuda.empty_cache()  # what earlier parts cached is the workers' to use now
@@ -384,6 +387,8 @@ def packing(sizes: Sizes, gpu: bool, deadline: float, notes: list[str]) -> dict[
                                       sampler))
                 if "stopped" in row:
                     notes.append(f"packing, {level} jobs: {row['stopped']}")
+                if "failed_jobs" in row:
+                    notes.append(f"packing, {level} jobs: {row['failed_jobs']} jobs failed, e.g. {row['first_error']}")
         finally:
             sampler.halt.set()
             ray.shutdown()
@@ -399,10 +404,11 @@ def packing(sizes: Sizes, gpu: bool, deadline: float, notes: list[str]) -> dict[
 
 
 def _level(level: int, gpu: bool, images: list[str], overrides: list[str], preset_name: str, uri: str,
-           deadline: float, sampler: Sampler) -> dict[str, Any]:
-    """One sweep of ``images`` with ``level`` workers; its figures from the runs it recorded."""
+           deadline: float, sampler: Sampler, method: str = PACKING_METHOD) -> dict[str, Any]:
+    """One sweep of ``images`` through ``method`` with ``level`` workers; its figures from the runs
+    it recorded (an image is done when its ``method`` run is)."""
     experiment = f"pack{level}"
-    spec = SweepSpec(data=images, methods=["kernelgan-zssr"], preset=preset_name, overrides=overrides,
+    spec = SweepSpec(data=images, methods=[method], preset=preset_name, overrides=overrides,
                      experiment=experiment, tracking_uri=uri, gpus_per_job=1 / level if gpu else 0.0,
                      cpus_per_job=1.0, workers=level, progress=False, max_retries=0)
     out: dict[str, Any] = {"images": len(images)}
@@ -418,12 +424,14 @@ def _level(level: int, gpu: bool, images: list[str], overrides: list[str], prese
     if summary.get("status") == "KILLED":
         out["stopped"] = "stopped at its deadline (running jobs KILLED)"
     runs = load_runs(uri, experiment)
-    done = runs[runs["status"] == "FINISHED"]
+    done, failed = runs[runs["status"] == "FINISHED"], runs[runs["status"] == "FAILED"]
+    if len(failed):
+        out.update(failed_jobs=len(failed), first_error=failed["tags.zssrgan.error"].iloc[0])
     if done.empty:
         return {**out, "finished_images": 0}
     first, last = runs["start_time"].min(), done["end_time"].max()
     window = (last - first).total_seconds()  # first job started to last job ended: actor start-up left out
-    finished = int((done["tags.zssrgan.method"] == "kernelgan-zssr").sum())
+    finished = int((done["tags.zssrgan.method"] == method).sum())
     job_seconds = done.groupby("tags.zssrgan.method")["metrics.time_total"].mean()
     out.update(finished_images=finished, window_s=window,
                images_per_hour=3600.0 * finished / window if finished and window > 0 else None,
@@ -508,7 +516,7 @@ def _md_steps(r: dict) -> str:
 def _md_estimators(r: dict) -> str:
     rows = [[x["estimator"], x["device"], x.get("ms_per_iteration"), *(x.get("seconds") or [None, None]),
              x.get("stopped", "")] for x in r["rows"]]
-    return f"{r['source']}; {r['image']}\n\n" + _table(
+    return f"{r['image']}\n\n" + _table(
         ["estimator", "device", "ms/iteration", "s (short run)", "s (longer run)", "note"], rows)
 
 
@@ -522,8 +530,8 @@ def _md_zssr(r: dict) -> str:
 def _md_comparison(r: dict) -> str:
     def phases(x: dict) -> str:
         return ", ".join(f"{k} {v:.1f}" for k, v in x.get("phases", {}).items() if k != "total")
-    rows = [[x["job"], x.get("seconds"), phases(x), x.get("peak_gpu_mib"), x.get("psnr_y"), x.get("stopped", "")]
-            for x in r["rows"]]
+    rows = [[x["job"], x.get("seconds"), phases(x), x.get("peak_gpu_mib"), x.get("psnr_y"),
+             x.get("stopped") or x.get("estimate_failed", "")] for x in r["rows"]]
     return f"{r['image']}, preset {r['preset']} on {r['device']}\n\n" + _table(
         ["job", "seconds", "phases (s)", "peak GPU MiB", "PSNR Y (dB)", "note"], rows)
 
