@@ -60,7 +60,7 @@ from zssrgan.config import Config, apply_overrides, flatten, parse_assignment, p
 from zssrgan.device import cpu_model, set_threads  # noqa: E402
 from zssrgan.io import load_image, save_image  # noqa: E402
 from zssrgan.estimators import ESTIMATORS, EstimateFailed, run_estimator  # noqa: E402
-from zssrgan.methods import DISCRIMINATOR, KERNEL, METHODS, run_method  # noqa: E402
+from zssrgan.methods import METHODS, run_method  # noqa: E402
 from zssrgan.progress import Callback, History  # noqa: E402
 from zssrgan.resize import imresize  # noqa: E402
 from zssrgan.train.zssr import zssr_super_resolve  # noqa: E402
@@ -298,7 +298,7 @@ def comparison(sizes: Sizes, device: torch.device, lr: np.ndarray, hr: np.ndarra
     for n, job in enumerate(jobs):
         row: dict[str, Any] = {"job": job}
         rows.append(row)
-        uses_estimate = job in METHODS and METHODS[job].estimate in (KERNEL, DISCRIMINATOR)
+        uses_estimate = job in METHODS and METHODS[job].shares_estimate
         if uses_estimate and estimate is None:
             row["stopped"] = "skipped: no shared estimate (see its row)"
             notes.append(f"comparison, {job}: {row['stopped']}")

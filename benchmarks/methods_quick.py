@@ -24,7 +24,7 @@ from zssrgan.methods import METHODS, run_method
 from zssrgan.metrics import evaluate
 from zssrgan.protocols import centred_for
 from zssrgan.resize import imresize
-from zssrgan.train.kernelgan import estimate_kernel
+from zssrgan.estimators import run_estimator
 
 HERE = Path(__file__).resolve().parent
 CLASSIC = HERE / "data" / "classic"
@@ -63,19 +63,19 @@ def main() -> None:
         hr = centre_crop(load_image(CLASSIC / f"{name}.png"), args.size)
         for label, (lr, kernel) in degradations(hr, name).items():
             start, cpu = time.perf_counter(), time.process_time()
-            estimate = estimate_kernel(lr, scale=2, cfg=cfg)
+            estimate = run_estimator(lr, 2, cfg, discriminator=True)
             kernelgan_s, kernelgan_cpu_s = time.perf_counter() - start, time.process_time() - cpu
             for method in methods:
                 cpu = time.process_time()
                 result = run_method(method, lr, 2, cfg, kernels={2: kernel},
-                                    estimate=estimate if METHODS[method].uses_estimate else None)
+                                    estimate=estimate if METHODS[method].shares_estimate else None)
                 metrics = evaluate(result.sr, lr, 2, gt=hr, kernel_used=result.kernel, true_kernel=kernel)
                 rows.append({"image": name, "degradation": label, "method": method,
                              "psnr_y": metrics["psnr_y"], "ssim_y": metrics["ssim_y"],
                              "sharpness": metrics["sharpness"], "time_s": result.timings["total"],
                              "cpu_s": time.process_time() - cpu,
-                             "kernelgan_s": kernelgan_s if METHODS[method].uses_estimate else 0.0,
-                             "kernelgan_cpu_s": kernelgan_cpu_s if METHODS[method].uses_estimate else 0.0})
+                             "kernelgan_s": kernelgan_s if METHODS[method].shares_estimate else 0.0,
+                             "kernelgan_cpu_s": kernelgan_cpu_s if METHODS[method].shares_estimate else 0.0})
                 r = rows[-1]
                 print(f"{name:10s} {label:8s} {method:15s} {r['psnr_y']:6.2f} dB  SSIM {r['ssim_y']:.4f}  "
                       f"sharp {r['sharpness']:.4f}  {r['time_s']:5.1f} s wall, {r['cpu_s']:5.1f} s CPU "

@@ -22,7 +22,7 @@ from typing import Any, Optional
 from zssrgan.config import Config, ConfigError, apply_overrides, flatten, preset, set_value
 from zssrgan.datasets import ImageItem, discover
 from zssrgan.estimators import get_estimator
-from zssrgan.methods import DISCRIMINATOR, KERNEL, Method, applicable, get_method
+from zssrgan.methods import DISCRIMINATOR, Method, applicable, get_method
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"  # the embedded default: a local file, artifacts beside it
 
@@ -186,7 +186,7 @@ def expand(spec: SweepSpec) -> Sweep:
         flat, point = flatten(cfg), configs[i][0]
         plan = {name: applicable(name, cfg.estimator) or _job_settings(flat, point, method)
                 for name, method in methods.items()}
-        if ESTIMATE in requested or any(m.estimate in (KERNEL, DISCRIMINATOR) and not isinstance(plan[n], str)
+        if ESTIMATE in requested or any(m.shares_estimate and not isinstance(plan[n], str)
                                         for n, m in methods.items()):
             plan[ESTIMATE] = _job_settings(flat, point, None, discriminator)
         plans[i, seed] = plan
@@ -220,10 +220,9 @@ def expand(spec: SweepSpec) -> Sweep:
                                            f"not applicable ({plan[name]})")
                             continue
                         digest, point = plan[name]
-                        shares = method.estimate in (KERNEL, DISCRIMINATOR)
                         jobs.append(Job(job_key(image_hash, name, scale, seed, digest), "method", name, item,
                                         scale, seed, cfg, point, _dataset_name(path),
-                                        estimate_key=estimate_key if shares else None,
+                                        estimate_key=estimate_key if method.shares_estimate else None,
                                         estimator=cfg.estimator if method.estimate else ""))
     ordered = _unique(list(estimates.values()) + jobs, skipped)
     sweep_id = hashlib.sha256("\n".join(sorted(j.key for j in ordered)).encode()).hexdigest()[:16]

@@ -42,6 +42,11 @@ class Method(NamedTuple):
     # only these enter its job key, so a grid over another section runs it once
     reads: tuple[str, ...] = ()
 
+    @property
+    def shares_estimate(self) -> bool:
+        """Whether it uses a finished estimate (the runner's shared one), not the estimator's trainer."""
+        return self.estimate in (KERNEL, DISCRIMINATOR)
+
 
 def bicubic(lr: np.ndarray, scale: int, cfg: Config, kernels: Kernels = None,
             estimate: Optional[KernelEstimate] = None, callback: Optional[Callback] = None) -> MethodResult:
