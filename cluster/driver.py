@@ -37,6 +37,7 @@ from ray.exceptions import ObjectLostError, RayActorError, RayTaskError, WorkerC
 from zssrgan.config import flatten
 
 from .jobs import Job, Sweep, SweepSpec, base_config, expand
+from .plugins import shipped_modules, sweep_plugins, unusable
 from .records import grid_tag
 from .store import TrackingLost, bounded_mlflow_retries, check_reachable
 from .tracking import Tracker
@@ -54,13 +55,14 @@ class SweepError(RuntimeError):
 # Ray
 
 
-def connect(address: Optional[str]) -> bool:
+def connect(address: Optional[str], py_modules: Optional[list[str]] = None) -> bool:
     """Join ``address`` (``auto``, ``ray://...``) or start a local Ray with this machine's CPUs and
-    GPUs; an already joined Ray is reused. True when this call started or joined it."""
+    GPUs, shipping ``py_modules`` to its workers; an already joined Ray is reused (nothing is
+    shipped then). True when this call started or joined it."""
     if ray.is_initialized():
         return False
     ray.init(address=address or "local", logging_level=logging.WARNING, include_dashboard=False,
-             log_to_driver=False)
+             log_to_driver=False, runtime_env={"py_modules": py_modules} if py_modules else None)
     return True
 
 
@@ -229,6 +231,8 @@ class _Scheduler:
     def __init__(self, sweep: Sweep, spec: SweepSpec, tracker: Tracker, finished: set[str],
                  stream: TextIO) -> None:
         self.spec, self.tracker, self.stream = spec, tracker, stream
+        self.plugins = sweep_plugins(spec.methods, sweep)  # every worker loads them before its first job
+        self.unshipped: Optional[list[str]] = None  # modules to ship that Ray, already running, did not take
         self.queue: deque[tuple[Job, bool]] = deque()  # (job, tracked)
         self.estimates = {j.key: _Estimate(j) for j in sweep.jobs if j.kind == "estimate"}
         todo = [j for j in sweep.jobs if j.key not in finished]
@@ -261,7 +265,7 @@ class _Scheduler:
     def _start_actor(self) -> None:
         self.actor_number += 1
         name = f"zssrgan-worker-{self.sweep_id}-{self.actor_number}-{uuid.uuid4().hex[:6]}"  # for `ray list actors`
-        actor = Worker.options(num_cpus=self.cpus, num_gpus=self.gpus, name=name).remote(self.cpus)
+        actor = Worker.options(num_cpus=self.cpus, num_gpus=self.gpus, name=name).remote(self.cpus, self.plugins)
         self.starting[actor.ready.remote()] = (actor, time.monotonic())
 
     # -- events ------------------------------------------------------------------------------
@@ -388,10 +392,12 @@ class _Scheduler:
     def _actor_ready(self, ref) -> None:
         actor, _ = self.starting.pop(ref)
         try:
-            ray.get(ref)
+            host, problems = ray.get(ref)
         except RayActorError:
             return  # it died while starting; its job slot is lost, the others go on
         self.idle.append(actor)
+        if problems:
+            raise SweepError(unusable(host, problems, self.unshipped))
 
     def _check_starting(self) -> None:
         if self.tasks or self.idle or not self.starting:
@@ -510,7 +516,9 @@ def _run_sweep(spec: SweepSpec, stream: Optional[TextIO]) -> dict[str, Any]:
     started_ray = False
     try:
         if scheduler.queue or scheduler.total:
-            started_ray = connect(spec.address)
+            ship = shipped_modules(scheduler.plugins)
+            started_ray = connect(spec.address, ship)
+            scheduler.unshipped = None if started_ray else ship
             own_ray = started_ray and spec.address is None  # started here: it cannot grow
             workers, cpus, gpus, fits = worker_shape(spec, max(1, scheduler.total), can_grow=not own_ray)
             stream.write(f"[zssrgan] sweep {sweep.sweep_id}: {scheduler.total} jobs to run, "

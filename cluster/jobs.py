@@ -22,7 +22,7 @@ from typing import Any, Optional
 from zssrgan.config import Config, ConfigError, apply_overrides, flatten, preset, set_value
 from zssrgan.datasets import ImageItem, discover
 from zssrgan.estimators import get_estimator
-from zssrgan.methods import DISCRIMINATOR, Method, applicable, get_method
+from zssrgan.methods import DISCRIMINATOR, Method, applicable, get_method, with_plugin_settings
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"  # the embedded default: a local file, artifacts beside it
 
@@ -135,7 +135,10 @@ def grid_points(grid: dict[str, list[Any]]) -> list[dict[str, Any]]:
 
 
 def base_config(spec: SweepSpec) -> Config:
-    cfg = apply_overrides(preset(spec.preset), spec.overrides)
+    """The preset with the sweep's plugins' settings sections and its overrides (not the grid)."""
+    plugins = with_plugin_settings(preset(spec.preset), [m for m in spec.methods if m != ESTIMATE],
+                                   spec.grid.get("estimator", []), spec.overrides)
+    cfg = apply_overrides(plugins, spec.overrides)
     return set_value(cfg, "real", True) if spec.real else cfg
 
 

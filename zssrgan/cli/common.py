@@ -6,6 +6,7 @@ import argparse
 
 from ..config import Config, PRESETS, apply_overrides, preset, set_value
 from ..device import DEVICES
+from ..methods import with_plugin_settings
 
 
 def add_config_arguments(parser: argparse.ArgumentParser, default_preset: str = "paper",
@@ -20,7 +21,8 @@ def add_config_arguments(parser: argparse.ArgumentParser, default_preset: str = 
     parser.add_argument("--seed", type=int, default=None, help="random seed (default 0)")
     parser.add_argument("--device", choices=list(DEVICES), default=None, help="auto (default), cpu or cuda")
     parser.add_argument("--estimator", default=None, metavar="NAME",
-                        help="kernel estimator of the blind methods (default kernelgan; see `zssrgan estimators`)")
+                        help="kernel estimator of the blind methods (default kernelgan; see `zssrgan estimators`), "
+                             "or a plugin's module:function")
     if real:
         parser.add_argument("--real", action="store_true",
                             help="real photo: no shaving, no back-projection, noise on ZSSR's sons")
@@ -41,7 +43,11 @@ def sweep_overrides(args: argparse.Namespace) -> list[str]:
 
 
 def config_from_args(args: argparse.Namespace) -> Config:
-    cfg = apply_overrides(preset(args.preset), args.overrides)
+    """The preset, the settings sections of the plugins named (--method, --estimator, --set
+    estimator=...), then the overrides and options."""
+    methods = [args.method] if getattr(args, "method", None) else []
+    estimators = [args.estimator] if getattr(args, "estimator", None) else []
+    cfg = apply_overrides(with_plugin_settings(preset(args.preset), methods, estimators, args.overrides), args.overrides)
     for key in ("seed", "device", "estimator"):
         if getattr(args, key, None) is not None:
             cfg = set_value(cfg, key, getattr(args, key))
