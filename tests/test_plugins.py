@@ -158,7 +158,8 @@ def test_every_built_in_row_fits_the_contract_plugins_are_held_to():
     ("cases:returns_int", PluginError, "annotated to return int; the contract: fn"),
     ("cases:NO_SETTINGS_KEYWORD", PluginError, r"callback=None, settings=None\) -> MethodResult: got an unexpected "
                                                "keyword argument 'settings'"),
-    ("cases:LIST_SETTINGS", PluginError, "settings ListSettings has fields of types the command line cannot set: sizes"),
+    ("cases:LIST_SETTINGS", PluginError, "settings ListSettings has fields of types the command line cannot set: "
+                                         "sizes"),
     ("nope", MethodError, "unknown method 'nope'; choose one of: bicubic, .*, or a plugin's module:function"),
 ])
 def test_a_plugin_that_cannot_serve_is_refused_with_its_reason(cases, name, error, words):
@@ -212,7 +213,8 @@ def test_a_plugin_method_receives_its_settings(cases):
     lr = np.full((4, 4, 3), 0.25, np.float32)
     cfg = set_value(with_plugin_settings(preset("quick"), ["cases:SCALED"]), "cases:SCALED.gain", 3.0)
     assert run_method("cases:SCALED", lr, 2, cfg).sr.mean() == pytest.approx(0.75)
-    assert run_method("cases:SCALED", lr, 2, preset("quick")).sr.mean() == pytest.approx(0.25)  # defaults without a section
+    defaults = run_method("cases:SCALED", lr, 2, preset("quick"))  # a config without the section: the defaults
+    assert defaults.sr.mean() == pytest.approx(0.25)
 
 
 def test_the_listings_and_sr_take_installed_plugins(installed, tmp_path, capsys):
@@ -278,5 +280,6 @@ def test_workers_that_cannot_load_a_plugin_stop_the_sweep_before_any_job(example
     with pytest.raises(SweepError, match=r"the workers cannot load the plugins this sweep uses \(checked on .*\): "
                                          r"unknown method 'sharpened-bicubic'.*must be installed on every node"):
         run_sweep(spec)
-    runs = MlflowClient(sqlite_uri).search_runs([MlflowClient(sqlite_uri).get_experiment_by_name("missing").experiment_id])
+    client = MlflowClient(sqlite_uri)
+    runs = client.search_runs([client.get_experiment_by_name("missing").experiment_id])
     assert [(r.data.tags.get("zssrgan.kind"), r.info.status) for r in runs] == [("sweep", "FAILED")]  # no job started

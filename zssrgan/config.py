@@ -129,7 +129,7 @@ class AutoConfig:
 @dataclass
 class Config:
     """The whole tree; ``seed``, ``device`` and ``real`` apply to every component; ``estimator``
-    names the kernel estimator of the blind methods (``zssrgan.estimators.ESTIMATORS``)."""
+    names the kernel estimator of the blind methods (``zssrgan.estimators.ESTIMATORS`` or a plugin)."""
 
     seed: int = 0
     device: str = "auto"

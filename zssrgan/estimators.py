@@ -112,7 +112,8 @@ def run_estimator(lr: np.ndarray, scale: int, cfg: Config, callback: Optional[Ca
     estimator = get_estimator(cfg.estimator)
     estimate = estimator.fn(lr, scale, cfg, callback=callback, **settings_keyword(estimator, cfg.estimator, cfg))
     if not isinstance(estimate, KernelEstimate) or not {2, 4} <= set(estimate.kernels):
-        got = f"kernels for {sorted(estimate.kernels)}" if isinstance(estimate, KernelEstimate) else type(estimate).__name__
+        got = (f"kernels for {sorted(estimate.kernels)}" if isinstance(estimate, KernelEstimate)
+               else type(estimate).__name__)
         raise EstimatorError(f"kernel estimator {cfg.estimator!r} returned {got}; an estimator returns a "
                              "KernelEstimate with kernels for scales 2 and 4 (zssrgan.kernels.with_x4 derives x4)")
     estimate.estimator = cfg.estimator

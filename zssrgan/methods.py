@@ -219,7 +219,8 @@ def run_method(name: str, lr: np.ndarray, scale: int, cfg: Config, kernels: Kern
                        **settings_keyword(method, name, cfg))
     expected = (lr.shape[0] * scale, lr.shape[1] * scale, 3)
     if not isinstance(result, MethodResult) or np.shape(result.sr) != expected:
-        got = f"an SR image of shape {np.shape(result.sr)}" if isinstance(result, MethodResult) else type(result).__name__
+        got = (f"an SR image of shape {np.shape(result.sr)}" if isinstance(result, MethodResult)
+               else type(result).__name__)
         raise MethodError(f"method {name!r} returned {got}; a method returns a MethodResult whose sr is the "
                           f"{expected[0]}x{expected[1]}x3 image")
     return result

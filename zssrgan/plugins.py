@@ -106,14 +106,15 @@ def _import_reference(kind: Kind, name: str) -> Any:
     """The object a ``module:function`` (``module:Class.attribute``) reference names; the module is
     looked for on the Python path and in the current folder."""
     if not REFERENCE.fullmatch(name):
-        raise PluginError(f"{kind.noun} {name!r}: expected a module:function reference, e.g. mymodule:my_{kind.row.__name__.lower()}")
+        example = f"mymodule:my_{kind.row.__name__.lower()}"
+        raise PluginError(f"{kind.noun} {name!r}: expected a module:function reference, e.g. {example}")
     module_name, _, attribute = name.partition(":")
     if os.getcwd() not in sys.path and "" not in sys.path:  # the zssrgan script, unlike python -m, leaves it out
         sys.path.append(os.getcwd())
     try:
         module = importlib.import_module(module_name)
     except Exception as exc:
-        missing = isinstance(exc, ModuleNotFoundError) and module_name.startswith(exc.name or "\0")
+        missing = isinstance(exc, ModuleNotFoundError) and f"{module_name}.".startswith(f"{exc.name}.")
         hint = " (is it on the Python path, or in the current folder?)" if missing else ""
         raise PluginError(f"{kind.noun} {name!r}: cannot import module {module_name!r}: "
                           f"{type(exc).__name__}: {exc}{hint}") from exc
@@ -127,7 +128,8 @@ def _import_reference(kind: Kind, name: str) -> Any:
 
 
 def checked_row(kind: Kind, name: str, obj: Any, origin: str) -> Any:
-    """``obj`` as a checked row of ``kind``; a row's settings section is added to what it reads."""
+    """``obj`` (a function or a row) as a row of ``kind`` that fits the contract; a row's settings
+    section is added to what it reads."""
     if isinstance(obj, kind.row):
         row = obj
     elif callable(obj):

@@ -47,7 +47,8 @@ def config_from_args(args: argparse.Namespace) -> Config:
     estimator=...), then the overrides and options."""
     methods = [args.method] if getattr(args, "method", None) else []
     estimators = [args.estimator] if getattr(args, "estimator", None) else []
-    cfg = apply_overrides(with_plugin_settings(preset(args.preset), methods, estimators, args.overrides), args.overrides)
+    cfg = with_plugin_settings(preset(args.preset), methods, estimators, args.overrides)
+    cfg = apply_overrides(cfg, args.overrides)
     for key in ("seed", "device", "estimator"):
         if getattr(args, key, None) is not None:
             cfg = set_value(cfg, key, getattr(args, key))

@@ -49,7 +49,8 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--out {args.out}: the SR image is saved as PNG; use a .png file name")
     kernels = _kernels(args)
     lr = load_image(args.image)
-    if args.method != "bicubic" and args.preset == "paper" and resolve_device(cfg.device).type == "cpu":
+    trains = args.method in METHODS and args.method != "bicubic"  # a plugin's cost is its own
+    if trains and args.preset == "paper" and resolve_device(cfg.device).type == "cpu":
         print("warning: with the paper preset on a CPU, one ZSSR run takes tens of minutes; "
               "add --preset quick for a short run", file=sys.stderr)
     result = run_method(args.method, lr, args.scale, cfg, kernels=kernels)
