@@ -20,14 +20,15 @@ import site
 import sys
 import sysconfig
 import typing
-from dataclasses import dataclass
+from dataclasses import dataclass, is_dataclass
 from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
 from typing import Any, Mapping, Optional
 
 from .config import Config, ConfigError, check_settings
 
-BUILTIN_SECTIONS = ("kernelgan.", "zssr.", "zssrgan.")  # what a bare function is taken to read
+# what a bare function is taken to read: every built-in section
+BUILTIN_SECTIONS = tuple(f"{name}." for name, value in vars(Config()).items() if is_dataclass(value))
 REFERENCE = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_][\w.]*")
 OWN_PACKAGES = ("zssrgan", "cluster")  # every worker runs them already: never shipped
 
