@@ -8,7 +8,6 @@ import os
 import shutil
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -22,10 +21,10 @@ from cluster.runs import load_runs
 from zssrgan.cli import main
 from zssrgan.config import ConfigError, preset, set_value
 from zssrgan.datasets import make_dataset
-from zssrgan.estimators import ESTIMATORS, EstimatorError, PLUGINS as ESTIMATOR_PLUGINS, run_estimator
+from zssrgan.estimators import EstimatorError, PLUGINS as ESTIMATOR_PLUGINS, run_estimator
 from zssrgan.io import load_image, save_image
 from zssrgan.kernels import isotropic_gaussian, kernel_shift
-from zssrgan.methods import METHODS, MethodError, PLUGINS as METHOD_PLUGINS, get_method, run_method
+from zssrgan.methods import MethodError, PLUGINS as METHOD_PLUGINS, get_method, run_method
 from zssrgan.methods import with_plugin_settings
 from zssrgan.plugins import PluginError, checked_row
 
