@@ -19,6 +19,8 @@ from zssrgan.cli.demo_cmd import write_photos
 from zssrgan.cli.report_cmd import mlflow_access
 from zssrgan.datasets import make_dataset
 from zssrgan.report import build_report
+from zssrgan.report.ablation import ablation_rows, paired_differences
+from zssrgan.report.tables import prepare
 
 METHODS = ["bicubic", "zssr", "kernelgan-zssr"]
 LABELS = ["bicubic", "zssr", "kernelgan-zssr [kernelgan]"]  # report rows name the estimator behind a kernel
@@ -115,8 +117,8 @@ def test_grid_sweep_gives_the_ablation_tables_and_figure(store, tmp_path):
     out = tmp_path / "report"
     assert main(["report", "--experiment", "grid", "--tracking-uri", store, "--out", str(out), "--no-attach"]) == 0
     ablation = pd.read_csv(out / "tables" / "ablation.csv")
-    assert list(zip(ablation["grid"], ablation["method"])) == [("zssr.iters=5", "bicubic"), ("zssr.iters=10", "bicubic"),
-                                                               ("zssr.iters=5", "zssr"), ("zssr.iters=10", "zssr")]
+    assert list(zip(ablation["grid"], ablation["method"])) == [
+        ("zssr.iters=5", "bicubic"), ("zssr.iters=10", "bicubic"), ("zssr.iters=5", "zssr"), ("zssr.iters=10", "zssr")]
     assert (ablation["n"] == 2).all()  # bicubic's two runs stand under each value
     bicubic = ablation[ablation["method"] == "bicubic"]["psnr_y_mean"]
     assert bicubic.iloc[0] == bicubic.iloc[1]
@@ -153,7 +155,10 @@ def _assert_paired(paired: pd.DataFrame, method: str, value, differences: list[f
     row = paired[(paired["method"] == method) & (paired["value"].astype(str) == str(value))]
     assert len(row) == 1 and row["n"].iloc[0] == len(differences)
     assert row["mean"].iloc[0] == pytest.approx(np.mean(differences), abs=1e-9)
-    assert row["se"].iloc[0] == pytest.approx(np.std(differences, ddof=1) / np.sqrt(len(differences)), abs=1e-9)
+    if len(differences) == 1:  # one pair: no spread to estimate
+        assert np.isnan(row["se"].iloc[0])
+    else:
+        assert row["se"].iloc[0] == pytest.approx(np.std(differences, ddof=1) / np.sqrt(len(differences)), abs=1e-9)
 
 
 def test_the_sweep_file_is_attached_to_the_parent_run(store):
@@ -240,3 +245,45 @@ def test_clear_errors(store, tmp_path, capsys):
                  "--reference-method", "kernelgan-zssr"]) == 2
     assert "no runs of reference method 'kernelgan-zssr' in the ablation; its methods: bicubic, zssr" in \
         capsys.readouterr().err
+
+
+def _listed(rows: list[tuple]) -> pd.DataFrame:
+    """(method, image, grid tag, estimator, PSNR) as MLflow lists such runs (seed 0, x2)."""
+    return pd.DataFrame([{"run_id": f"r{n}", "status": "FINISHED", "tags.zssrgan.job_key": f"k{n}",
+                          "tags.zssrgan.method": m, "tags.zssrgan.image": image, "tags.zssrgan.scale": "2",
+                          "tags.zssrgan.seed": "0", "tags.zssrgan.grid": grid, "tags.zssrgan.estimator": e or None,
+                          "metrics.psnr_y": psnr} for n, (m, image, grid, e, psnr) in enumerate(rows)])
+
+
+def test_an_estimator_grid_pairs_each_method_across_estimators():
+    """Hand-written numbers: a report row's name carries its estimator, so across the values of
+    `estimator` a method is paired under its own name; zssr reads no estimator and is the same run
+    under both values."""
+    rows = []
+    for i, image in enumerate(IMAGES):
+        rows.append(("zssr", image, "", "", 30.0 + i))
+        rows += [("kernelgan-zssr", image, f"estimator={e}", e, 30.0 + i + gain) for e, gain in
+                 (("kernelgan", 1.0), ("cross-scale", 2.0 + i))]
+    ablated, points = ablation_rows(prepare(_listed(rows)))
+    assert Counter(ablated["method"]) == {"zssr": 4, "kernelgan-zssr [kernelgan]": 2,
+                                          "kernelgan-zssr [cross-scale]": 2}
+    by_value = paired_differences(ablated, points, "psnr_y")
+    assert set(by_value["reference"]) == {"estimator=cross-scale"}
+    _assert_paired(by_value, "kernelgan-zssr", "cross-scale", [0.0, 0.0])
+    _assert_paired(by_value, "kernelgan-zssr", "kernelgan", [-1.0, -2.0])
+    by_method = paired_differences(ablated, points, "psnr_y", reference_method="zssr")
+    _assert_paired(by_method, "kernelgan-zssr [kernelgan]", "kernelgan", [1.0, 1.0])
+    _assert_paired(by_method, "kernelgan-zssr [cross-scale]", "cross-scale", [2.0, 3.0])
+
+
+def test_a_reference_method_must_name_one_row_per_point():
+    """Two sweeps reported together (--sweep all), each with its own estimator, over a ZSSR grid:
+    'kernelgan-zssr' names two report rows at every grid point."""
+    rows = [("zssr", "a", f"zssr.iters={n}", "", 30.0 + n) for n in (5, 10)]
+    rows += [("kernelgan-zssr", "a", "", e, 31.0) for e in ("kernelgan", "cross-scale")]
+    ablated, points = ablation_rows(prepare(_listed(rows)))
+    with pytest.raises(ValueError, match=r"names several report rows \(kernelgan-zssr \[cross-scale\], "
+                                         r"kernelgan-zssr \[kernelgan\]\); name one of them"):
+        paired_differences(ablated, points, "psnr_y", reference_method="kernelgan-zssr")
+    by_row = paired_differences(ablated, points, "psnr_y", reference_method="kernelgan-zssr [kernelgan]")
+    _assert_paired(by_row, "zssr", 10, [9.0])

@@ -12,7 +12,7 @@ from typing import Optional
 
 import pandas as pd
 
-from .ablation import ablation_rows, ablation_tables, main_metric, paired_differences
+from .ablation import ablation_rows, ablation_tables, introduction, main_metric, paired_differences
 from .figures import (ArtifactFn, HistoryFn, ablation_figures, crop_figures, kernel_figures, loss_figures,
                       tradeoff_figures, width_figures)
 from .html import write_index
@@ -61,7 +61,8 @@ def build_report(runs: pd.DataFrame, out: str | Path, artifact: Optional[Artifac
     frame = prepare(runs)
     rows, points = ablation_rows(frame)
     if reference_method is not None and rows.empty:
-        raise ValueError(f"a reference method ({reference_method}) compares the points of a grid; these runs have no grid")
+        raise ValueError(f"a reference method ({reference_method}) compares the points of a grid; "
+                         "these runs have no grid")
     metric = main_metric(frame)
     paired = paired_differences(rows, points, metric[0], reference_method) if not rows.empty else None
     out = own_folder(Path(out).expanduser(), ("index.html", "tables", "figures"),
@@ -84,12 +85,7 @@ def build_report(runs: pd.DataFrame, out: str | Path, artifact: Optional[Artifac
         sections.append(("Kernel width", "PSNR-Y against the width of the blur, per method: where each method "
                          "breaks as the blur widens (mean ± std over images and seeds).", width_figures(frame, out)))
     if paired is not None:
-        reference = f"the method {reference_method}" if reference_method else "the same method at the key's first value"
-        sections.append(("Ablation", "Each run minus its reference on the same image, seed and scale (and the same "
-                         f"values of the other grid keys); the reference is {reference}. Points are means over the "
-                         "pairs, bars ± one standard error. A method that does not read a key ran once for all its "
-                         "values" + (" and is left out (its difference is 0)." if reference_method is None else "."),
-                         ablation_figures(paired, out, metric[1])))
+        sections.append(("Ablation", introduction(reference_method), ablation_figures(paired, out, metric[1])))
     failed = frame[frame["failed"]]
     failures = [(f"{r.method} on {r.image} x{r.scale} (run {r.run_id})", (r.error or "failed").splitlines()[0])
                 for r in failed.itertuples()]

@@ -20,6 +20,7 @@ from .tables import (METRICS, Table, base_method, format_cell, grid_rank, method
                      value_key)
 
 _PAIR = ["image", "seed", "scale"]
+_ESTIMATOR = "estimator"  # the config key a report row's name carries (tables.label)
 
 
 def main_metric(frame: pd.DataFrame) -> tuple[str, str, Optional[int]]:
@@ -64,8 +65,9 @@ def paired_differences(rows: pd.DataFrame, points: pd.DataFrame, metric: str,
     """Per grid key, value, method and scale: ``metric`` minus its reference's, paired on image,
     seed, scale and the other grid keys' values, as ``mean``, ``se`` (standard error) and ``n``
     (pairs). The reference is the same method at the key's first value (methods that do not read
-    the key are left out: their difference is 0 by construction), or, with ``reference_method``
-    (a report row's name or a method's), that method at the same grid point."""
+    the key are left out: their difference is 0 by construction; across the values of
+    ``estimator`` a method is named without its estimator), or, with ``reference_method`` (a
+    report row's name or a method's), that method at the same grid point."""
     columns = {f"grid:{k}": points[k] for k in points.columns}
     data = pd.concat([rows[["method", *_PAIR, metric, "reads"]], pd.DataFrame(columns, index=rows.index)], axis=1)
     data = data[data[metric].notna()]
@@ -86,6 +88,8 @@ def paired_differences(rows: pd.DataFrame, points: pd.DataFrame, metric: str,
         if reference_method is None:
             first = min(points[key].dropna(), key=value_key)
             depends = data[data["reads"].map(lambda r: key in r)]
+            if key == _ESTIMATOR:  # pair a method's rows across estimators, under the method's own name
+                depends = depends.assign(method=depends["method"].map(base_method))
             others = [c for c in grid_columns if c != column]
             reference = depends.loc[depends[column] == first, ["method", *_PAIR, *others, metric]]
             pairs = depends.merge(reference, on=["method", *_PAIR, *others], suffixes=("", "_reference"))
@@ -103,6 +107,16 @@ def paired_differences(rows: pd.DataFrame, points: pd.DataFrame, metric: str,
     ranks = table.assign(_value=table["value"].map(rank), _method=table["method"].map(order))
     return ranks.sort_values(["key", "_method", "scale", "_value"]).drop(columns=["_value", "_method"]) \
         .reset_index(drop=True)
+
+
+def introduction(reference_method: Optional[str]) -> str:
+    """What the ablation figures show, for the report page."""
+    reference = (f"{reference_method} at the same grid point" if reference_method else
+                 "the same method at the ablated key's first value (methods that do not read the key are left out: "
+                 "their difference is 0)")
+    return ("Each run minus its reference on the same image, seed and scale (and the same values of the other grid "
+            f"keys); the reference is {reference}. Points are means over the pairs, bars ± one standard error. A "
+            "method that does not read a key ran once for all its values and counts under each of them.")
 
 
 def ablation_tables(rows: pd.DataFrame, paired: pd.DataFrame, metric: tuple[str, str, Optional[int]]
