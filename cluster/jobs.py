@@ -151,11 +151,15 @@ def grid_points(grid: dict[str, list[Any]]) -> list[dict[str, Any]]:
     return [dict(zip(keys, values)) for values in itertools.product(*(grid[k] for k in keys))]
 
 
+def sections(spec: SweepSpec) -> Config:
+    """The preset with the settings sections of the sweep's plugins: what its overrides and grid set."""
+    return with_plugin_settings(preset(spec.preset), [m for m in spec.methods if m != ESTIMATE],
+                                spec.grid.get("estimator", []), spec.overrides)
+
+
 def base_config(spec: SweepSpec) -> Config:
     """The preset with the sweep's plugins' settings sections and its overrides (not the grid)."""
-    plugins = with_plugin_settings(preset(spec.preset), [m for m in spec.methods if m != ESTIMATE],
-                                   spec.grid.get("estimator", []), spec.overrides)
-    cfg = apply_overrides(plugins, spec.overrides)
+    cfg = apply_overrides(sections(spec), spec.overrides)
     return set_value(cfg, "real", True) if spec.real else cfg
 
 

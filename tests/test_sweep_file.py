@@ -150,6 +150,44 @@ def test_data_and_methods_come_from_the_file_or_the_flags(folder, capsys):
     assert "no data to run: give --data PATH" in capsys.readouterr().err
 
 
+# a user's plugin method with settings of its own (config keys "sweep_plugin:SCALED.<field>")
+PLUGIN = """
+from dataclasses import dataclass
+import numpy as np
+from zssrgan.methods import Method
+from zssrgan.results import MethodResult
+
+@dataclass
+class Gain:
+    gain: float = 1.0
+
+def scaled(lr, scale, cfg, kernels=None, estimate=None, callback=None, settings=None):
+    return MethodResult(sr=np.clip(settings.gain * np.repeat(np.repeat(lr, scale, 0), scale, 1), 0, 1), kernel=None)
+
+SCALED = Method(scaled, "nearest-neighbour times a gain", settings=Gain)
+"""
+
+
+def test_a_plugin_s_settings_are_config_keys_of_the_file(folder, monkeypatch):
+    (folder / "sweep_plugin.py").write_text(PLUGIN, encoding="utf-8")
+    monkeypatch.syspath_prepend(str(folder))
+    document = {"data": "images", "methods": ["bicubic", "sweep_plugin:SCALED"],
+                "set": {"sweep_plugin:SCALED.gain": 3}, "grid": {"sweep_plugin:SCALED.gain": [0.5, 2]}}
+    sweep = expand(_spec("--config", str(_write(folder, document))))
+    assert Counter(str(j.grid.get("sweep_plugin:SCALED.gain")) for j in sweep.jobs) == {"None": 2, "0.5": 2, "2.0": 2}
+    # the plugin may come from the command line; its keys in the file are checked against it then
+    only_set = _write(folder, {"data": "images", "methods": ["bicubic"], "set": {"sweep_plugin:SCALED.gain": 3}})
+    assert base_config(_spec("--config", str(only_set), "--methods", "sweep_plugin:SCALED")).plugins[
+        "sweep_plugin:SCALED"].gain == 3.0
+    with pytest.raises(sweep_file.SweepFileError, match=r"sweep.yaml: set: unknown config key 'sweep_plugin:SCALED"
+                                                        r"\.gain'; valid keys: .* \(a plugin's settings are keys"):
+        _spec("--config", str(only_set))  # without the plugin, its key is unknown
+    document["grid"] = {"sweep_plugin:SCALED.gain": ["loud"]}
+    with pytest.raises(sweep_file.SweepFileError, match="sweep.yaml: grid: sweep_plugin:SCALED.gain: 'loud' is not a "
+                                                        "valid float"):
+        _spec("--config", str(_write(folder, document)))
+
+
 @pytest.fixture(scope="module")
 def tiny_div2krk(tmp_path_factory) -> Path:
     """Two 64 px HR images degraded at x2 and x4 in the DIV2KRK layout."""

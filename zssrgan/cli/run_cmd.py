@@ -76,11 +76,12 @@ def spec_from_args(args: argparse.Namespace):
     """The sweep the options describe: the sweep file's settings (``--config``), overridden by the
     flags given (None or empty: not given; ``--set`` and ``--grid`` apply after the file's), the
     defaults of :class:`~cluster.jobs.SweepSpec` for the rest."""
-    from cluster.jobs import SweepSpec
+    from cluster.jobs import SweepSpec, sections
 
     if args.seed is not None and args.seeds is not None:
         raise ConfigError("give either --seed or --seeds, not both")
-    settings = sweep_file.load(args.config) if args.config else {}
+    from_file = sweep_file.load(args.config) if args.config else {}
+    settings = dict(from_file)
     overrides = settings.pop("overrides", []) + sweep_overrides(args)
     grid = {**settings.pop("grid", {}), **parse_grid(args.grid)}
     given = {"data": args.data, "methods": args.methods, "scales": args.scales,
@@ -92,7 +93,10 @@ def spec_from_args(args: argparse.Namespace):
     for name, flag in (("data", "--data PATH"), ("methods", "--methods M1,M2")):
         if not settings.get(name):
             raise ValueError(f"no {name} to run: give {flag} or `{name}:` in a sweep file (--config)")
-    return SweepSpec(**settings, overrides=overrides, grid=grid)
+    spec = SweepSpec(**settings, overrides=overrides, grid=grid)
+    if args.config:
+        sweep_file.check_config(args.config, from_file, sections(spec))
+    return spec
 
 
 def run(args: argparse.Namespace) -> int:

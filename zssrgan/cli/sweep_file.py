@@ -4,7 +4,8 @@ versionable YAML file.
 The keys are the flags' names with underscores (``tracking_uri`` for ``--tracking-uri``); ``set``
 maps dotted config keys to values and ``grid`` maps them to lists of values. The file is checked
 as a whole before anything starts (unknown keys, wrong types, unknown methods, estimators or config
-keys are refused, naming the file, the key and the valid choices). Relative ``data`` paths are
+keys are refused, naming the file, the key and the valid choices; config keys are checked once the
+run's plugins are known, since a plugin's settings are config keys too). Relative ``data`` paths are
 relative to the file's folder, so a sweep file and its data can move together. A key set to null
 (or left empty) keeps its default, as a flag not given does. Config values are
 turned into the text the command line would give (``--set key=text``), so a file and the
@@ -20,7 +21,7 @@ import yaml
 
 from cluster.jobs import ESTIMATE
 
-from ..config import PRESETS, preset, set_value
+from ..config import PRESETS, Config, ConfigError, parse_assignment, set_value
 from ..device import DEVICES
 from ..estimators import get_estimator
 from ..methods import get_method
@@ -92,8 +93,8 @@ def _choice(choices) -> Callable[[Any], str]:
 
 
 def _config_text(key: str, value: Any) -> str:
-    """A config value as ``--set key=text`` writes it, checked against the config (an unknown key
-    or a value of the wrong type fails here); a list of numbers is a tuple field."""
+    """A config value as ``--set key=text`` writes it (:func:`check_config` checks it against the
+    config); a list of numbers is a tuple field."""
     if isinstance(value, list) and value and all(isinstance(v, (int, float)) and not isinstance(v, bool)
                                                  for v in value):
         text = ",".join(map(str, value))
@@ -103,7 +104,6 @@ def _config_text(key: str, value: Any) -> str:
         text = str(value)
     else:
         raise _wrong(f"a number, true/false, a string or a list of numbers for {key}", value)
-    set_value(preset("paper"), key, text)
     return text
 
 
@@ -195,3 +195,17 @@ def load(path: str | Path) -> dict[str, Any]:
     if "data" in settings:
         settings["data"] = [str(path.parent / Path(p).expanduser()) for p in settings["data"]]
     return settings
+
+
+def check_config(path: str | Path, settings: dict[str, Any], cfg: Config) -> None:
+    """The file's config overrides (``set``, ``device``, ``estimator``) and ``grid`` values (from
+    :func:`load`) against ``cfg``, the run's config with the settings sections of the plugins it
+    uses (its methods and estimators may come from the command line): an unknown key or a value
+    its field cannot take is a :class:`SweepFileError` naming the file."""
+    grid = [f"{key}={text}" for key, texts in settings.get("grid", {}).items() for text in texts]
+    for name, assignments in (("set", settings.get("overrides", [])), ("grid", grid)):
+        for text in assignments:
+            try:
+                set_value(cfg, *parse_assignment(text))
+            except ConfigError as exc:
+                raise SweepFileError(f"{Path(path).expanduser()}: {name}: {exc}") from None
