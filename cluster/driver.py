@@ -36,7 +36,7 @@ from ray.exceptions import ObjectLostError, RayActorError, RayTaskError, WorkerC
 
 from zssrgan.config import flatten
 
-from .jobs import Job, Sweep, SweepSpec, base_config, expand
+from .jobs import Job, Sweep, SweepSpec, base_config, expand, sweep_yaml
 from .plugins import shipped_modules, sweep_plugins, unusable
 from .records import grid_tag
 from .store import TrackingLost, bounded_mlflow_retries, check_reachable
@@ -509,7 +509,7 @@ def _run_sweep(spec: SweepSpec, stream: Optional[TextIO]) -> dict[str, Any]:
               "grid": ";".join(f"{k}={','.join(map(str, v))}" for k, v in sorted(spec.grid.items())),
               "real": spec.real, "jobs": len(sweep.jobs),
               **{f"cfg.{k}": v for k, v in flatten(base_config(spec)).items()}}
-    parent_id = tracker.start_sweep(sweep.sweep_id, params)
+    parent_id = tracker.start_sweep(sweep.sweep_id, params, sweep_yaml(spec))
     scheduler = _Scheduler(sweep, spec, tracker, finished, stream)
     for reason in sweep.skipped:
         stream.write(f"[zssrgan] skipped: {reason}\n")

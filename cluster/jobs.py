@@ -15,11 +15,13 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Optional
 
-from zssrgan.config import Config, ConfigError, apply_overrides, flatten, preset, set_value
+import yaml
+
+from zssrgan.config import Config, ConfigError, apply_overrides, flatten, parse_assignment, preset, set_value
 from zssrgan.datasets import ImageItem, discover
 from zssrgan.estimators import get_estimator
 from zssrgan.methods import DISCRIMINATOR, Method, applicable, get_method, with_plugin_settings
@@ -62,6 +64,21 @@ class SweepSpec:
     max_retries: int = 2
     workers: Optional[int] = None
     progress: bool = True
+
+
+def sweep_yaml(spec: SweepSpec) -> str:
+    """The sweep as a sweep file (``zssrgan run --config``): every setting, the data as absolute
+    paths, ``set`` as a mapping (the last value of a key given twice, the one that applies).
+    Attached to the sweep's parent run, so a sweep can be read back and run again."""
+    document = {}
+    for f in fields(spec):
+        if f.name == "overrides":
+            document["set"] = dict(parse_assignment(text) for text in spec.overrides)
+        elif f.name != "progress":
+            document[f.name] = getattr(spec, f.name)
+    document["data"] = [str(Path(p).expanduser().resolve()) for p in spec.data]
+    document["grid"] = {k: list(v) for k, v in spec.grid.items()}
+    return yaml.safe_dump(document, sort_keys=False)
 
 
 @dataclass(slots=True, eq=False)
@@ -134,11 +151,15 @@ def grid_points(grid: dict[str, list[Any]]) -> list[dict[str, Any]]:
     return [dict(zip(keys, values)) for values in itertools.product(*(grid[k] for k in keys))]
 
 
+def sections(spec: SweepSpec) -> Config:
+    """The preset with the settings sections of the sweep's plugins: what its overrides and grid set."""
+    return with_plugin_settings(preset(spec.preset), [m for m in spec.methods if m != ESTIMATE],
+                                spec.grid.get("estimator", []), spec.overrides)
+
+
 def base_config(spec: SweepSpec) -> Config:
     """The preset with the sweep's plugins' settings sections and its overrides (not the grid)."""
-    plugins = with_plugin_settings(preset(spec.preset), [m for m in spec.methods if m != ESTIMATE],
-                                   spec.grid.get("estimator", []), spec.overrides)
-    cfg = apply_overrides(plugins, spec.overrides)
+    cfg = apply_overrides(sections(spec), spec.overrides)
     return set_value(cfg, "real", True) if spec.real else cfg
 
 

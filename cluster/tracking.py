@@ -86,9 +86,11 @@ class Tracker:
 
     # -- sweep ------------------------------------------------------------------------------
 
-    def start_sweep(self, sweep_id: str, params: dict) -> str:
-        """The parent run of ``sweep_id``. A resumed sweep reuses it (RUNNING again) and marks KILLED
-        the job runs its earlier driver left RUNNING when it was stopped without cleaning up."""
+    def start_sweep(self, sweep_id: str, params: dict, sweep_file: str = "") -> str:
+        """The parent run of ``sweep_id``, with ``sweep_file`` (the effective sweep as YAML) attached
+        as ``sweep.yaml``. A resumed sweep reuses it (RUNNING again, ``sweep.yaml`` replaced by the
+        latest command's) and marks KILLED the job runs its earlier driver left RUNNING when it was
+        stopped without cleaning up."""
         existing = find_sweep_parent(self.client, self.experiment_id, sweep_id)
         if existing is not None:
             self.parent_id = existing.info.run_id
@@ -96,15 +98,17 @@ class Tracker:
             orphans = f"tags.`mlflow.parentRunId` = '{self.parent_id}' AND attributes.status = 'RUNNING'"
             for run in list(_search_all(self.client, self.experiment_id, orphans)):
                 self.kill_job(run.info.run_id)
-            return self.parent_id
-        run = self.client.create_run(
-            self.experiment_id,
-            tags={"zssrgan.kind": "sweep", "zssrgan.sweep_id": sweep_id},
-            run_name=f"sweep-{sweep_id}",
-        )
-        self.parent_id = run.info.run_id
-        self._guarded(self.parent_id, lambda: self._log_params(
-            self.parent_id, {k: _param_text(v) for k, v in params.items()}))
+        else:
+            run = self.client.create_run(
+                self.experiment_id,
+                tags={"zssrgan.kind": "sweep", "zssrgan.sweep_id": sweep_id},
+                run_name=f"sweep-{sweep_id}",
+            )
+            self.parent_id = run.info.run_id
+            self._guarded(self.parent_id, lambda: self._log_params(
+                self.parent_id, {k: _param_text(v) for k, v in params.items()}))
+        if sweep_file:
+            self._guarded(self.parent_id, lambda: self.client.log_text(self.parent_id, sweep_file, "sweep.yaml"))
         return self.parent_id
 
     def end_sweep(self, status: str, summary: dict) -> None:

@@ -80,6 +80,9 @@ def test_a_grid_over_a_key_a_method_does_not_read_runs_it_once(images):
     count = Counter(j.method for j in sweep.jobs)
     assert count == {"estimate": 2, "zssr": 2, "kernelgan-zssr": 2, "zssrgan-fixed": 4}
     assert not sweep.skipped  # sharing a job across grid points is not a duplicate to report
+    # the tag holds the part of the ablation point a job reads: none for the jobs shared by both values
+    assert {j.method for j in sweep.jobs if j.grid == {}} == {"estimate", "zssr", "kernelgan-zssr"}
+    assert Counter(j.grid["zssrgan.disc_ratio"] for j in sweep.jobs if j.grid) == {0.2: 2, 0.8: 2}
 
 
 def test_estimators_are_a_grid_key_and_e2e_is_not_applicable_without_a_generator(images):

@@ -349,8 +349,13 @@ def test_a_sweep_that_cannot_start_ends_its_parent_run_failed(two_gpu_nodes, dat
 
 
 def test_dry_run_prints_the_job_table_without_tracking(dataset, capsys):
-    assert main(["run", "--data", str(dataset), "--methods", "bicubic,kernelgan-zssr", "--dry-run",
-                 "--grid", "zssrgan.disc_ratio=0.1,0.5", "--tracking-uri", "http://127.0.0.1:9"]) == 0
-    out = capsys.readouterr().out
-    assert "10 jobs" in out  # 2 estimates (shared by both ratios) + 2 images x 2 methods x 2 ratios
-    assert "zssrgan.disc_ratio=0.1" in out
+    assert main(["run", "--data", str(dataset), "--methods", "kernelgan-zssr,zssrgan-fixed", "--dry-run",
+                 "--grid", "zssrgan.disc_ratio=0.2,0.8", "--tracking-uri", "http://127.0.0.1:9"]) == 0
+    resolved, table = capsys.readouterr().out.split("\nkey ", 1)
+    assert "zssrgan.disc_ratio:\n  - '0.2'\n  - '0.8'" in resolved
+    # 2 estimates + 2 images x (kernelgan-zssr once, for both ratios: it reads no zssrgan.* + zssrgan-fixed twice)
+    assert "8 jobs" in table
+    lines = [line.split() for line in table.splitlines()[1:-1]]
+    assert sorted(line[-1] for line in lines if line[1] == "zssrgan-fixed") == ["zssrgan.disc_ratio=0.2"] * 2 + \
+        ["zssrgan.disc_ratio=0.8"] * 2
+    assert [len(line) for line in lines if line[1] == "kernelgan-zssr"] == [7, 7]  # no grid column: it reads none

@@ -25,6 +25,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="sweep id to report (default: the experiment's latest sweep; "
                              "'all': every run of the experiment, one per job)")
     parser.add_argument("--out", required=True, metavar="DIR", help="output folder for the report")
+    parser.add_argument("--reference-method", metavar="NAME",
+                        help="in a grid sweep's ablation, compare every run with this method's run on the same image, "
+                             "seed, scale and grid point (default: with the same method at the ablated key's first "
+                             "value); a method's name or a report row's, e.g. 'kernelgan-zssr [kernelgan]'")
     parser.add_argument("--no-attach", action="store_true",
                         help="do not attach the report to the sweep's parent run in MLflow")
 
@@ -68,9 +72,10 @@ def mlflow_access(tracking_uri: str, cache: Path):
 
 
 def write_report(tracking_uri: str, experiment: str, out: str | Path, sweep: Optional[str] = None,
-                 attach: bool = True) -> Path:
+                 attach: bool = True, reference_method: Optional[str] = None) -> Path:
     """Build the report of ``sweep`` into ``out`` and attach the folder to the sweep's parent run
-    (artifacts under ``report/``); returns ``out/index.html``."""
+    (artifacts under ``report/``); returns ``out/index.html``. ``reference_method``: see
+    :func:`zssrgan.report.build_report`."""
     from mlflow import MlflowClient
 
     from cluster.runs import load_runs
@@ -96,13 +101,15 @@ def write_report(tracking_uri: str, experiment: str, out: str | Path, sweep: Opt
 
     with tempfile.TemporaryDirectory(prefix="zssrgan-report-") as cache:
         index = build_report(runs, out, *mlflow_access(tracking_uri, Path(cache)),
-                             title=f"zssrgan comparison: {experiment}", context=context)
+                             title=f"zssrgan comparison: {experiment}", context=context,
+                             reference_method=reference_method)
     if attach and parent is not None:
         client.log_artifacts(parent.info.run_id, str(index.parent), artifact_path="report")
     return index
 
 
 def run(args: argparse.Namespace) -> int:
-    index = write_report(args.tracking_uri, args.experiment, args.out, args.sweep, attach=not args.no_attach)
+    index = write_report(args.tracking_uri, args.experiment, args.out, args.sweep, attach=not args.no_attach,
+                         reference_method=args.reference_method)
     print(f"report: {index.resolve()}")
     return 0

@@ -1,5 +1,5 @@
 """Figures (matplotlib, Agg, PNG): kernels, zoomed crops, ZSSRGAN's losses, the PSNR/time and
-PSNR/sharpness trade-offs, PSNR against the kernel width and the ablation curves.
+PSNR/sharpness trade-offs, PSNR against the kernel width and the ablation's paired differences.
 
 Every figure function returns a :class:`Figure` with either a file or a note saying why the data
 for it is absent (real photos have no PSNR, a sweep without ZSSRGAN has no adversarial loss), so
@@ -22,7 +22,7 @@ from scipy import ndimage
 
 from ..io import load_image, load_kernel
 from ..metrics import rgb2y
-from .tables import ESTIMATE, base_method, method_order, parse_grid
+from .tables import ESTIMATE, base_method, method_order, value_key
 
 ArtifactFn = Callable[[str, str], Optional[Path]]  # (run_id, artifact name) -> local file or None
 HistoryFn = Callable[[str, str], pd.DataFrame]  # (run_id, metric key) -> columns step, value
@@ -289,30 +289,35 @@ def width_figures(frame: pd.DataFrame, out: Path) -> list[Figure]:
     return figures
 
 
-def ablation_figures(frame: pd.DataFrame, out: Path) -> list[Figure]:
-    """For each ablated key of the grid: the metric (PSNR-Y, else LR-consistency) against its value,
-    one line per method and scale, mean ± std over images, seeds and the other keys."""
-    done = frame[~frame["failed"] & (frame["grid"] != "")]
-    if done.empty:
-        return []
-    metric, label = ("psnr_y", "PSNR-Y (dB)") if done["psnr_y"].notna().any() else \
-        ("lr_consistency", "LR-consistency (dB)")
-    points = pd.DataFrame([parse_grid(g) for g in done["grid"]], index=done.index)
-    colours = _colours(done["method"])
+def ablation_figures(paired: pd.DataFrame, out: Path, metric: str) -> list[Figure]:
+    """For each ablated key: the paired difference in ``metric`` (a title) to the reference against
+    the key's value (:func:`~zssrgan.report.ablation.paired_differences`), one line per method and
+    scale, bars of ± one standard error; lines are shifted sideways a little so bars do not hide
+    each other."""
     figures = []
-    for key in points.columns:
-        values = points[key]
-        numeric = pd.to_numeric(values, errors="coerce")
-        categories = sorted(values.dropna().unique(), key=str)
-        position = numeric if numeric.notna().all() else values.map({c: i for i, c in enumerate(categories)})
+    for key, data in paired.groupby("key", sort=False):
+        reference = data["reference"].iloc[0]
+        title = f"Ablation: {metric} against {key}, paired difference to {reference}"
+        values = sorted(set(data["value"]), key=value_key)
+        numbers = pd.to_numeric(pd.Series(values), errors="coerce")
+        numeric = bool(numbers.notna().all())
+        position = dict(zip(values, numbers if numeric else range(len(values))))
+        span = (max(position.values()) - min(position.values())) or 1.0
+        lines = list(data.groupby(["method", "scale"], sort=False))
+        colours = _colours(data["method"])
         fig = MplFigure(figsize=(7, 4.5))
         ax = fig.subplots()
-        _mean_lines(ax, done.assign(_x=position), "_x", metric, colours)
-        if numeric.isna().any():
-            ax.set_xticks(range(len(categories)), categories)
+        ax.axhline(0.0, color="grey", lw=1)
+        for i, ((method, scale), line) in enumerate(lines):
+            shift = (i - (len(lines) - 1) / 2) * 0.015 * span
+            x = [position[v] + shift for v in line["value"]]
+            ax.errorbar(x, line["mean"], yerr=line["se"].fillna(0), marker="o", capsize=3, color=colours[method],
+                        linestyle="-" if scale == 2 else "--", label=f"{method} x{scale}")
+        if not numeric:
+            ax.set_xticks(range(len(values)), values)
         ax.set_xlabel(key)
-        ax.set_ylabel(label)
+        ax.set_ylabel(f"Δ {metric} vs {reference}\n(mean ± s.e. over images and seeds)")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
-        figures.append(Figure(f"Ablation: {label} against {key}", _save(fig, out, f"ablation_{key}")))
+        figures.append(Figure(title, _save(fig, out, f"ablation_{key}")))
     return figures

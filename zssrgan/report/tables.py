@@ -104,7 +104,7 @@ def prepare(runs: pd.DataFrame) -> pd.DataFrame:
         if key not in frame.columns:
             frame[key] = math.nan
     order = {m: i for i, m in enumerate(method_order(frame["method"]))}
-    frame = frame.assign(_order=frame["method"].map(order), _grid=_grid_rank(frame["grid"]))
+    frame = frame.assign(_order=frame["method"].map(order), _grid=grid_rank(frame["grid"]))
     frame = frame.sort_values(["_order", "scale", "_grid", "image", "seed"], kind="stable")
     return frame.drop(columns=["_order", "_grid"]).reset_index(drop=True)
 
@@ -122,16 +122,18 @@ def parse_grid(grid: str) -> dict[str, str]:
     return dict(part.split("=", 1) for part in grid.split(";") if "=" in part)
 
 
-def _grid_rank(grids: pd.Series) -> pd.Series:
-    """Ablation points in value order (numbers numerically: 5 before 10), as ranks."""
+def value_key(value: str) -> tuple:
+    """Grid values in value order: numbers numerically (5 before 10), then text."""
+    try:
+        return (0, float(value), "")
+    except ValueError:
+        return (1, 0.0, value)
+
+
+def grid_rank(grids: pd.Series) -> pd.Series:
+    """Ablation points in value order, as ranks."""
     def key(grid: str) -> list[tuple]:
-        values = []
-        for value in parse_grid(grid).values():
-            try:
-                values.append((0, float(value), ""))
-            except ValueError:
-                values.append((1, 0.0, value))
-        return values
+        return [value_key(value) for value in parse_grid(grid).values()]
 
     return grids.map({g: i for i, g in enumerate(sorted(set(grids), key=key))})
 
@@ -147,7 +149,7 @@ class Table:
     text: pd.DataFrame
 
 
-def _format(mean: float, std: float, n: int, decimals: Optional[int]) -> str:
+def format_cell(mean: float, std: float, n: int, decimals: Optional[int]) -> str:
     if pd.isna(mean):
         return "–"
     if decimals is None:
@@ -171,15 +173,15 @@ def summarise(frame: pd.DataFrame, by: list[str], name: str, title: str) -> Tabl
     text = numbers[by].astype(str).copy()
     text["n"] = numbers["n"].astype(str)
     for key, label, decimals in present:
-        text[label] = [_format(m, s, int(c), decimals) for m, s, c in
+        text[label] = [format_cell(m, s, int(c), decimals) for m, s, c in
                        zip(numbers[f"{key}_mean"], numbers[f"{key}_std"], numbers[f"{key}_count"])]
     return Table(name, title, by, numbers, text)
 
 
 def comparison_tables(frame: pd.DataFrame) -> list[Table]:
     """The method x scale table (seed report Table 1, with spread), the per-image table and, when
-    the sweep had them, the per-protocol (several protocols), per-kernel-width and
-    per-ablation-point tables."""
+    the sweep had them, the per-protocol (several protocols) and per-kernel-width tables; one row
+    per job (a job shared by the points of a grid counts once)."""
     tables = [
         not_applicable(summarise(frame, ["method", "scale"], "methods",
                                  "Per method and scale: mean ± std over images and seeds"), frame),
@@ -198,11 +200,8 @@ def comparison_tables(frame: pd.DataFrame) -> list[Table]:
     if not widths.empty:
         tables.append(summarise(widths, ["protocol", "scale", "kernel_width", "method"], "per_width",
                                 "Per kernel width: mean ± std over images and seeds"))
-    ablated = frame[frame["grid"] != ""]
-    if not ablated.empty:
+    if (frame["grid"] != "").any():
         tables[0].title += " (grid points pooled)"
-        tables.append(summarise(ablated, ["grid", "method", "scale"], "ablation",
-                                "Per ablation point (zssrgan.grid): mean ± std over images and seeds"))
     return tables
 
 
