@@ -16,12 +16,13 @@ only the orientation from a GAN:
   dB at t = 0.38), so readings below ``auto.shrink_below`` are shrunk: to 0 up to
   ``auto.zero_below``, then linearly back to themselves (:func:`shrink`). The two values were set
   on the classic images (benchmarks/RESULTS.md), not on any test set.
-- **Orientation.** A KernelGAN run on the image (restarted with another seed when it collapses,
-  ``auto.restarts`` times) gives the blur's principal axes; when its kernel is clearly
-  anisotropic (ratio of principal standard deviations at least ``auto.anisotropy_min``), the
-  extra blur becomes an anisotropic Gaussian of the same RMS width ``t`` with the GAN's axes and
-  aspect. Otherwise (or with ``auto.use_gan=false``, or when every run collapsed) it stays
-  isotropic. The GAN's discriminator comes with the estimate, for the ZSSRGAN modes.
+- **Orientation (optional, ``auto.use_gan=true``).** A KernelGAN run on the image (restarted
+  with another seed when it collapses, ``auto.restarts`` times) gives the blur's principal axes;
+  when its kernel is clearly anisotropic (ratio of principal standard deviations at least
+  ``auto.anisotropy_min``), the extra blur becomes an anisotropic Gaussian of the same RMS width
+  ``t`` with the GAN's axes and aspect, and the GAN's discriminator comes with the estimate. It is
+  off by default: on 200-px images KernelGAN's axes were not reliable enough to help (it read
+  isotropic bicubic blur as anisotropic, aspect 1.4-1.9), so the default estimate is isotropic.
 
 The criterion uses the LR image alone, never a ground truth.
 """

@@ -117,7 +117,9 @@ class ZSSRGANConfig:
 class AutoConfig:
     """The ``auto`` estimator (zssrgan/auto.py): width from the cross-scale cue, axes from KernelGAN."""
 
-    use_gan: bool = True  # False: isotropic, from the cue alone (a few seconds, no training)
+    # True: a KernelGAN run (15-20 s) orients a clearly anisotropic blur; off by default, since its
+    # axes were not reliable on small images (benchmarks/RESULTS.md): isotropic, from the cue alone
+    use_gan: bool = False
     restarts: int = 2  # KernelGAN runs with the next seeds when one collapses
     anisotropy_min: float = 1.5  # ratio of principal standard deviations from which the GAN's axes are used
     # the cue's extra blur t is shrunk below shrink_below: 0 up to zero_below, then linearly back to
