@@ -35,6 +35,7 @@ from ray.autoscaler.sdk import request_resources
 from ray.exceptions import ObjectLostError, RayActorError, RayTaskError, WorkerCrashedError
 
 from zssrgan.config import flatten
+from zssrgan.errors import UserError
 
 from .jobs import Job, Sweep, SweepSpec, base_config, expand, sweep_yaml
 from .plugins import shipped_modules, sweep_plugins, unusable
@@ -47,7 +48,7 @@ SUMMARY_METRICS = ("psnr_y", "ssim_y", "kernel_error", "time_total")
 WORKER_START_TIMEOUT_S = 600.0  # a cluster may need to scale up before an actor can be placed
 
 
-class SweepError(RuntimeError):
+class SweepError(UserError, RuntimeError):
     """The sweep cannot run at all (no worker fits the cluster, none could be started)."""
 
 

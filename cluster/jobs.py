@@ -23,6 +23,7 @@ import yaml
 
 from zssrgan.config import Config, ConfigError, apply_overrides, flatten, parse_assignment, preset, set_value
 from zssrgan.datasets import ImageItem, discover
+from zssrgan.errors import InputError
 from zssrgan.estimators import get_estimator
 from zssrgan.methods import DISCRIMINATOR, Method, applicable, get_method, with_plugin_settings
 
@@ -191,14 +192,14 @@ def _job_settings(flat_cfg: dict[str, Any], point: dict[str, Any], method: Optio
 def expand(spec: SweepSpec) -> Sweep:
     """Every job of the sweep; bad methods, estimators, scales, config keys or data raise a clear error."""
     if not spec.data or not spec.methods:
-        raise ValueError("a sweep needs at least one --data path and one method")
+        raise InputError("a sweep needs at least one --data path and one method")
     if spec.workers is not None and spec.workers < 1:
-        raise ValueError(f"--workers must be at least 1, got {spec.workers}")
+        raise InputError(f"--workers must be at least 1, got {spec.workers}")
     requested = list(dict.fromkeys(spec.methods))
     methods = {name: get_method(name) for name in requested if name != ESTIMATE}
     scales = list(dict.fromkeys(int(s) for s in spec.scales))
     if any(s not in (2, 4) for s in scales):
-        raise ValueError(f"scales must be 2 or 4, got {scales}")
+        raise InputError(f"scales must be 2 or 4, got {scales}")
     configs = _configs(spec)
     for _, cfg in configs:
         get_estimator(cfg.estimator)  # an unknown name fails here, before anything runs

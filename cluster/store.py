@@ -22,6 +22,8 @@ from mlflow.environment_variables import (
     MLFLOW_HTTP_REQUEST_TIMEOUT,
 )
 
+from zssrgan.errors import UserError
+
 # MLflow's own HTTP retries take about 4 minutes per call to give up on a server that refuses
 # connections (7 retries, backoff factor 2), and each attempt may wait 120 s for one that does not
 # answer. During a sweep they are bounded (see bounded_mlflow_retries): a refusing server stops
@@ -31,7 +33,7 @@ HTTP_RETRY_DEFAULTS = {MLFLOW_HTTP_REQUEST_MAX_RETRIES.name: "5", MLFLOW_HTTP_RE
                        MLFLOW_HTTP_REQUEST_TIMEOUT.name: "20"}
 
 
-class TrackingUnavailable(RuntimeError):
+class TrackingUnavailable(UserError, RuntimeError):
     """The tracking store cannot be reached or written."""
 
 

@@ -24,6 +24,8 @@ from mlflow.environment_variables import MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT
 from mlflow.exceptions import MlflowException
 from mlflow.utils.validation import MAX_METRICS_PER_BATCH, MAX_PARAMS_TAGS_PER_BATCH, MAX_TAG_VAL_LENGTH
 
+from zssrgan.errors import InputError
+
 from .artifacts import write_artifacts
 from .records import _chunks, _param_text, _truncate, curve_metrics, job_metrics, job_params, job_tags, run_name
 from .store import TrackingLost, TrackingUnavailable, artifact_location, check_reachable
@@ -42,7 +44,7 @@ def find_sweep_parent(client: MlflowClient, experiment_id: str, sweep_id: str):
 
 def _check_sweep_id(sweep_id: str) -> str:
     if not _SWEEP_ID.match(sweep_id):
-        raise ValueError(f"invalid sweep id {sweep_id!r}: use letters, digits, '.', '_', ':' or '-' (at most 200)")
+        raise InputError(f"invalid sweep id {sweep_id!r}: use letters, digits, '.', '_', ':' or '-' (at most 200)")
     return sweep_id
 
 
@@ -72,7 +74,7 @@ class Tracker:
     def _experiment(self, name: str) -> str:
         found = self.client.get_experiment_by_name(name)
         if found is not None and found.lifecycle_stage == "deleted":
-            raise ValueError(f"MLflow experiment {name!r} at {self.tracking_uri} was deleted: restore it "
+            raise InputError(f"MLflow experiment {name!r} at {self.tracking_uri} was deleted: restore it "
                              f"(mlflow experiments restore --experiment-id {found.experiment_id}) or use another name")
         if found is not None:
             return found.experiment_id

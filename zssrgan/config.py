@@ -12,6 +12,8 @@ import json
 from dataclasses import dataclass, field, fields, is_dataclass
 from typing import Any, get_type_hints
 
+from .errors import UserError
+
 
 @dataclass
 class KernelGANConfig:
@@ -169,7 +171,7 @@ def _quick() -> Config:
 PRESETS = {"paper": Config, "quick": _quick}
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError, ValueError):
     """A bad preset name, dotted key or value; the message lists the valid choices."""
 
 

@@ -18,6 +18,7 @@ from typing import Any, Optional
 
 import numpy as np
 
+from .errors import UserError
 from .io import load_image, load_kernel, save_image, save_kernel
 from .protocols import NOISE_STREAM, NOISE_UNIT, PROTOCOLS, add_noise, item_rng
 
@@ -28,7 +29,7 @@ MANIFEST_FORMAT = 1
 _LAYOUT_DIR = re.compile(r"^(gt|lr_x\d+|gt_k_x\d+)$")
 
 
-class DatasetError(ValueError):
+class DatasetError(UserError, ValueError):
     """A dataset folder that does not hold what the benchmark needs; the message says what and where."""
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from ..config import Config
+from ..errors import InputError
 from .common import add_config_arguments, config_from_args, sweep_overrides
 
 help = "run every method on a few bundled photos (local Ray + MLflow) and write the report"
@@ -76,7 +77,7 @@ def check_size(size: int, cfg: Config) -> None:
     shave = cfg.kernelgan.shave
     need = cfg.kernelgan.input_crop + 2 * shave
     if size // 2 < need:
-        raise ValueError(f"--size {size} gives a {size // 2} px LR input, but KernelGAN needs {need} px "
+        raise InputError(f"--size {size} gives a {size // 2} px LR input, but KernelGAN needs {need} px "
                          f"(kernelgan.input_crop {cfg.kernelgan.input_crop} + 2 x kernelgan.shave {shave}); "
                          f"use --size {-(-2 * need // 4) * 4} or more, or a smaller kernelgan.input_crop")
 

@@ -11,6 +11,7 @@ from typing import Optional
 
 import pandas as pd
 
+from ..errors import InputError
 from ..estimators import ESTIMATORS
 from ..methods import GENERATOR, METHODS, applicable
 
@@ -77,12 +78,12 @@ def prepare(runs: pd.DataFrame) -> pd.DataFrame:
     columns, last value)."""
     runs = latest_attempts(runs)
     if runs.empty:
-        raise ValueError("no runs to report: the experiment (or sweep) holds no finished child runs")
+        raise InputError("no runs to report: the experiment (or sweep) holds no finished child runs")
     frame = pd.DataFrame({"run_id": runs["run_id"].astype(str)}, index=runs.index)
     for key in _KEYS:
         frame[key] = _column(runs, f"tags.zssrgan.{key}", f"params.{key}")
     if frame["method"].isna().any():
-        raise ValueError("some runs carry no zssrgan.method tag or method param: not zssrgan child runs")
+        raise InputError("some runs carry no zssrgan.method tag or method param: not zssrgan child runs")
     frame["scale"] = pd.to_numeric(frame["scale"], errors="coerce").fillna(0).astype(int)
     frame["seed"] = pd.to_numeric(frame["seed"], errors="coerce").fillna(0).astype(int)
     frame["image"] = frame["image"].fillna("?").astype(str)

@@ -23,6 +23,7 @@ from torch import nn
 from ..archs.zssr_arch import ZSSRNet
 from ..config import Config, ZSSRConfig, ZSSRVariant
 from ..device import resolve_device, seed_everything
+from ..errors import InputError
 from ..kernels import (RECENTRING_PAD, KernelError, analytic_x4_kernel, kernel_shift, kernel_shift_torch,
                        validate_kernel)
 from ..losses import gradient_weight_map, weighted_l1
@@ -160,7 +161,7 @@ class ZSSRTrainer:
         if float(self.sf).is_integer():
             crop -= crop % int(self.sf)
         if crop < 4 * self.sf:
-            raise ValueError(f"the LR image ({shape[0]}x{shape[1]}) is too small for ZSSR at x{self.sf:g}: "
+            raise InputError(f"the LR image ({shape[0]}x{shape[1]}) is too small for ZSSR at x{self.sf:g}: "
                              f"its sons would be under 4 pixels; use an image of at least {math.ceil(4 * self.sf)} "
                              "pixels a side")
         return crop

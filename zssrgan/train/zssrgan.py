@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from ..archs.kernelgan_arch import Discriminator
-from ..config import Config
+from ..config import Config, ConfigError
 from ..device import resolve_device
 from ..kernels import analytic_x4_kernel_torch, postprocess_kernel, postprocess_kernel_torch
 from ..losses import adversarial_l1
@@ -52,9 +52,9 @@ class AdversarialWeight:
 
     def __init__(self, ratio: float, momentum: float = 0.9, eps: float = 1e-8) -> None:
         if not 0.0 < ratio < 1.0:
-            raise ValueError(f"zssrgan.disc_ratio must be in (0, 1), got {ratio}")
+            raise ConfigError(f"zssrgan.disc_ratio must be in (0, 1), got {ratio}")
         if not 0.0 <= momentum <= 1.0:
-            raise ValueError(f"zssrgan.c_momentum must be in [0, 1], got {momentum}")
+            raise ConfigError(f"zssrgan.c_momentum must be in [0, 1], got {momentum}")
         self.factor = ratio / (1.0 - ratio)
         self.momentum = momentum
         self.eps = eps
