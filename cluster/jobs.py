@@ -220,7 +220,7 @@ def expand(spec: SweepSpec) -> Sweep:
     jobs: list[Job] = []
     skipped: list[str] = []
     hashes: dict[Path, str] = {}
-    for path in map(Path, spec.data):
+    for path in (Path(p).expanduser().resolve() for p in spec.data):  # workers and reports may run elsewhere
         for scale in scales:
             for item in discover(path, scale):
                 if item.lr_path not in hashes:

@@ -57,6 +57,26 @@ def _local_store_path(tracking_uri: str) -> Optional[Path]:
     return None
 
 
+def absolute_uri(tracking_uri: str) -> str:
+    """A local store's URI with an absolute path (``sqlite:///mlflow.db`` is relative to the current
+    folder, so a command run elsewhere would look in another file); remote URIs unchanged."""
+    path = _local_store_path(tracking_uri)
+    if path is None:
+        return tracking_uri
+    return f"sqlite:///{path.resolve()}" if tracking_uri.startswith("sqlite:") else path.resolve().as_uri()
+
+
+def require_existing(tracking_uri: str) -> None:
+    """A reader (report, UI) must find a local store, not create an empty one where there is none:
+    the error names the absolute path it looked at."""
+    path = _local_store_path(tracking_uri)
+    if path is not None and not path.exists():
+        relative = "" if path.is_absolute() else f", relative to the current folder {Path.cwd()}"
+        raise TrackingUnavailable(
+            f"no MLflow store at {path.resolve()} (--tracking-uri {tracking_uri}{relative}): run this command "
+            "in the folder where `zssrgan run` ran, or give the store's absolute path (sqlite:////abs/path/mlflow.db)")
+
+
 def _check_writable_folder(tracking_uri: str, folder: Path) -> None:
     # A real write test: os.access says yes to root even on read-only mounts.
     if not folder.is_dir():

@@ -11,7 +11,7 @@ import numpy as np
 
 from ..config import Config
 from ..errors import InputError
-from .common import add_config_arguments, config_from_args, sweep_overrides
+from .common import add_config_arguments, config_from_args, sweep_overrides, warn_if_slow
 
 help = "run every method on a few bundled photos (local Ray + MLflow) and write the report"
 
@@ -91,7 +91,9 @@ def run(args: argparse.Namespace) -> int:
     from ..report import own_folder
     from .report_cmd import write_report
 
-    check_size(args.size, config_from_args(args))
+    cfg = config_from_args(args)
+    check_size(args.size, cfg)
+    warn_if_slow(args.preset, METHODS, cfg.device)
     # an earlier demo's folder is reused: same photos, same jobs, so finished jobs are not run again
     out = own_folder(Path(args.out).expanduser().resolve(), OWN, replace=("photos", "data"))
     photos = write_photos(out / "photos", args.images, args.size)

@@ -81,18 +81,20 @@ def write_report(tracking_uri: str, experiment: str, out: str | Path, sweep: Opt
     from mlflow import MlflowClient
 
     from cluster.runs import load_runs
+    from cluster.store import absolute_uri, require_existing
     from cluster.tracking import find_sweep_parent
 
     from ..report import build_report
 
+    require_existing(tracking_uri)
     runs = load_runs(tracking_uri, experiment)
     if runs.empty:
-        raise InputError(f"experiment {experiment!r} at {tracking_uri} holds no job runs yet")
+        raise InputError(f"experiment {experiment!r} at {absolute_uri(tracking_uri)} holds no job runs yet")
     runs, sweep_id = select_sweep(runs, sweep)
     client = MlflowClient(tracking_uri=tracking_uri)
     parent = find_sweep_parent(client, str(runs["experiment_id"].iloc[0]), sweep_id)
     context = {"experiment": experiment, "sweep": "all sweeps" if sweep == ALL else sweep_id,
-               "tracking URI": tracking_uri}
+               "tracking URI": absolute_uri(tracking_uri)}
     if parent is not None and sweep != ALL:
         params = parent.data.params
         context.update({k: params[k] for k in ("preset", "data", "overrides", "grid") if params.get(k)})

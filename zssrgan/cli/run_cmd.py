@@ -8,7 +8,7 @@ from cluster.jobs import DEFAULT_TRACKING_URI
 
 from ..config import ConfigError, parse_assignment
 from . import sweep_file
-from .common import add_config_arguments, sweep_overrides
+from .common import add_config_arguments, sweep_overrides, warn_if_slow
 
 help = "run a benchmark sweep (images x methods x scales x seeds x config grid) on Ray, tracked in MLflow"
 
@@ -102,9 +102,11 @@ def spec_from_args(args: argparse.Namespace):
 def run(args: argparse.Namespace) -> int:
     """Exit code 0 when every job finished, 1 when some failed, 130 after Ctrl-C."""
     from cluster.driver import format_jobs, format_summary, run_sweep
-    from cluster.jobs import expand, sweep_yaml
+    from cluster.jobs import base_config, expand, sweep_yaml
 
     spec = spec_from_args(args)
+    device = "cpu" if spec.gpus_per_job == 0 else base_config(spec).device
+    warn_if_slow(spec.preset, spec.methods, device, local=spec.address is None)
     if args.dry_run:
         sweep = expand(spec)
         print(f"# the resolved sweep (a sweep file)\n{sweep_yaml(spec)}\n{format_jobs(sweep)}")

@@ -2,16 +2,14 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 import numpy as np
 
-from ..device import resolve_device
 from ..errors import InputError
 from ..io import load_image, load_kernel, save_image
 from ..methods import METHODS, SCALES, get_method, run_method
-from .common import add_config_arguments, config_from_args
+from .common import add_config_arguments, config_from_args, warn_if_slow
 
 help = "super-resolve one image with one method"
 
@@ -50,10 +48,7 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"--out {args.out}: the SR image is saved as PNG; use a .png file name")
     kernels = _kernels(args)
     lr = load_image(args.image)
-    trains = args.method in METHODS and args.method != "bicubic"  # a plugin's cost is its own
-    if trains and args.preset == "paper" and resolve_device(cfg.device).type == "cpu":
-        print("warning: with the paper preset on a CPU, one ZSSR run takes tens of minutes; "
-              "add --preset quick for a short run", file=sys.stderr)
+    warn_if_slow(args.preset, [args.method], cfg.device)
     result = run_method(args.method, lr, args.scale, cfg, kernels=kernels)
     path = save_image(args.out, result.sr)
     times = ", ".join(f"{phase} {seconds:.1f} s" for phase, seconds in result.timings.items())

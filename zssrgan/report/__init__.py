@@ -62,11 +62,11 @@ def build_report(runs: pd.DataFrame, out: str | Path, artifact: Optional[Artifac
     frame = prepare(runs)
     rows, points = ablation_rows(frame)
     if reference_method is not None and rows.empty:
-        raise ValueError(f"a reference method ({reference_method}) compares the points of a grid; "
+        raise InputError(f"a reference method ({reference_method}) compares the points of a grid; "
                          "these runs have no grid")
     metric = main_metric(frame)
     paired = paired_differences(rows, points, metric[0], reference_method) if not rows.empty else None
-    out = own_folder(Path(out).expanduser(), ("index.html", "tables", "figures"),
+    out = own_folder(Path(out).expanduser().resolve(), ("index.html", "tables", "figures"),
                      replace=("tables", "figures"))
     ablation = ablation_tables(rows, paired, metric) if paired is not None else []
     tables: list[tuple[Table, dict[str, Path]]] = [(t, write_table(t, out / "tables"))
