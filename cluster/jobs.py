@@ -46,7 +46,8 @@ class SweepSpec:
     the number of actors; by default as many as the cluster's resources allow now. On a cluster the
     sweep joins, a larger number is honoured (the other actors wait for an autoscaling cluster to
     add nodes); on a Ray the sweep starts itself, it is capped to what fits. ``progress``: print a
-    progress line on stderr.
+    progress line on stderr. ``rerun``: run again the jobs whose FINISHED run was made by other
+    code (another git commit or zssrgan version); by default they are skipped, and counted.
     """
 
     data: list[str]
@@ -65,6 +66,7 @@ class SweepSpec:
     max_retries: int = 2
     workers: Optional[int] = None
     progress: bool = True
+    rerun: bool = False
 
 
 def sweep_yaml(spec: SweepSpec) -> str:

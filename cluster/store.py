@@ -14,7 +14,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Iterator, Optional
-from urllib.parse import urlparse
+from urllib.parse import quote, urlencode, urlparse
 
 from mlflow.environment_variables import (
     MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR,
@@ -23,6 +23,8 @@ from mlflow.environment_variables import (
 )
 
 from zssrgan.errors import UserError
+
+UI_HOST, UI_PORT = "127.0.0.1", 5000  # where `zssrgan ui` serves a store's runs by default
 
 # MLflow's own HTTP retries take about 4 minutes per call to give up on a server that refuses
 # connections (7 retries, backoff factor 2), and each attempt may wait 120 s for one that does not
@@ -162,3 +164,29 @@ def artifact_location(tracking_uri: str) -> Optional[str]:
         return (Path(tracking_uri[len("sqlite:///"):]).resolve().parent / "mlartifacts").as_uri()
     return None  # file stores keep them inside the store; servers decide for themselves
 
+
+
+# --------------------------------------------------------------------------------------------
+# where to look at the runs
+
+
+# The job runs of an experiment, best PSNR first: a filter on a tag every job run has lists them
+# side by side, where the sweep's parent run would otherwise hold them folded under one row.
+_RUNS_VIEW = urlencode({"workflowType": "machine_learning", "searchFilter": "tags.`zssrgan.method` LIKE '%'",
+                        "orderByKey": "metrics.`psnr_y`", "orderByAsc": "false"}, quote_via=quote)
+
+
+def runs_url(base_url: str, experiment_id: str) -> str:
+    """An experiment's job runs in MLflow's UI. ``workflowType=machine_learning`` opens the
+    model-training view: MLflow 3 remembers a GenAI / model-training choice per browser and may
+    start on its GenAI overview (traces, token usage) instead."""
+    return f"{base_url.rstrip('/')}/#/experiments/{experiment_id}/runs?{_RUNS_VIEW}"
+
+
+def ui_hint(tracking_uri: str, experiment_id: str) -> str:
+    """How to look at an experiment's runs: the link on a tracking server, else the ``zssrgan ui``
+    command for the store (by its absolute path) and the link it serves."""
+    if tracking_uri.startswith(("http://", "https://")):
+        return f"open {runs_url(tracking_uri, experiment_id)}"
+    return (f"zssrgan ui --tracking-uri {absolute_uri(tracking_uri)}, then open "
+            f"{runs_url(f'http://{UI_HOST}:{UI_PORT}', experiment_id)}")

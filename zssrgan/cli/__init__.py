@@ -12,7 +12,8 @@ import sys
 import traceback
 
 from ..errors import UserError
-from . import dataset_cmd, demo_cmd, estimators_cmd, kernel_cmd, methods_cmd, report_cmd, run_cmd, sr_cmd
+from . import (dataset_cmd, demo_cmd, estimators_cmd, kernel_cmd, methods_cmd, report_cmd, run_cmd, sr_cmd,
+               ui_cmd)
 
 # name -> module with ``help``, ``add_arguments(parser)`` and ``run(args) -> int``
 COMMANDS = {
@@ -24,6 +25,7 @@ COMMANDS = {
     "make-dataset": dataset_cmd,
     "report": report_cmd,
     "demo": demo_cmd,
+    "ui": ui_cmd,
 }
 
 # The errors reported in one line: our own (bad input, the store, the cluster) and a file-system

@@ -83,7 +83,7 @@ def check_size(size: int, cfg: Config) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from cluster.driver import format_summary, run_sweep, ui_hint
+    from cluster.driver import format_summary, run_sweep
     from cluster.jobs import SweepSpec
 
     from ..datasets import make_dataset
@@ -108,5 +108,5 @@ def run(args: argparse.Namespace) -> int:
     print(format_summary(summary))
     index = write_report(tracking_uri, EXPERIMENT, out / "report", sweep=summary["sweep_id"])
     print(f"\nreport: {index}")
-    print(f"browse the runs: {ui_hint(tracking_uri)}")
+    print(f"browse the runs: {summary['look']}")
     return 130 if summary["status"] == "KILLED" else (1 if summary["failed"] else 0)

@@ -113,7 +113,13 @@ def write_report(tracking_uri: str, experiment: str, out: str | Path, sweep: Opt
 
 
 def run(args: argparse.Namespace) -> int:
+    from mlflow import MlflowClient
+
+    from cluster.store import ui_hint
+
     index = write_report(args.tracking_uri, args.experiment, args.out, args.sweep, attach=not args.no_attach,
                          reference_method=args.reference_method)
-    print(f"report: {index.resolve()}")
+    print(f"report: {index}")
+    experiment = MlflowClient(tracking_uri=args.tracking_uri).get_experiment_by_name(args.experiment)
+    print(f"browse the runs: {ui_hint(args.tracking_uri, experiment.experiment_id)}")
     return 0

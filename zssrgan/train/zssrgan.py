@@ -153,9 +153,10 @@ class Adversary:
     adversarial term to every ZSSR step (D frozen); ``after_step`` then updates, one at a time,
     G (``e2e``, D and ZSSR frozen) and D (``serial`` and ``e2e``, G and ZSSR frozen).
     ``kernelgan`` holds D's optimiser and real crops (and G, in ``e2e``); ``fixed`` needs none.
-    Values are reported every ``zssr.test_every`` steps, as means since the last report:
-    ``zssr_x{sf}`` gets ``loss_adv`` and ``c`` (beside ZSSR's ``loss_l1``), ``disc_x{sf}`` D's
-    losses, ``kernelgan`` G's losses (``e2e``, step numbers continuing after the warm-up).
+    ``zssr_x{sf}`` gets ``loss_adv`` and ``c`` for every step (beside ZSSR's ``loss_l1``), kept on
+    the device until ZSSR reports; every ``zssr.test_every`` steps, as means since the last report,
+    ``disc_x{sf}`` gets D's losses and ``kernelgan`` G's (``e2e``, step numbers continuing after
+    the warm-up).
     """
 
     def __init__(self, mode: str, cfg: Config, disc: nn.Module, kernelgan: Optional[KernelGANTrainer] = None,
@@ -171,7 +172,7 @@ class Adversary:
         self.trainer: Optional[ZSSRTrainer] = None
         self.weight: Optional[AdversarialWeight] = None
         self.output: Optional[torch.Tensor] = None  # ZSSR's latest output (detached), D's fake
-        self._adv, self._d, self._g = _Means(), _Means(), _Means()
+        self._d, self._g = _Means(), _Means()
 
     def __call__(self, sf: int, trainer: ZSSRTrainer) -> "Adversary":
         """Start a stage: a fresh c (measured again at the stage's first step), G's kernel for e2e."""
@@ -184,14 +185,14 @@ class Adversary:
     def _due(self, step: int) -> bool:
         return step % self.cfg.zssr.test_every == 0
 
-    def loss(self, output: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
-        """r / (1 - r) * c * L_adv for ZSSR's output, D frozen; gradients reach ZSSR only."""
+    def loss(self, output: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """r / (1 - r) * c * L_adv for ZSSR's output, D frozen; gradients reach ZSSR only. Also
+        returns this step's ``loss_adv`` and ``c``, on the device."""
         with frozen(self.disc):
             adv = self.adversarial_loss(self.disc(to_disc_range(output)))
         term, c = self.weight(self.trainer.l1, adv)
         self.output = output.detach()
-        self._adv.add({"loss_adv": adv, "c": c})
-        return term, self._adv.read() if self._due(self.trainer.iteration) else {}
+        return term, {"loss_adv": adv.detach(), "c": c}
 
     def after_step(self, step: int, trainer: ZSSRTrainer) -> dict[str, float]:
         if self.mode == "e2e":
