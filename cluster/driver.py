@@ -445,8 +445,8 @@ class _Scheduler:
             return
         where = ", ".join(f"{node['NodeID'][:12]} at {node.get('NodeManagerAddress', '?')}" for node in dead)
         fits = sum(_slots(node["Resources"], self.cpus, self.gpus) for node in alive.values())
-        what = (f"Ray node {where} died (its raylet stopped: killed, out of memory or its machine lost; "
-                "the Ray logs say which)")
+        what = (f"Ray node {where} died (its raylet stopped: killed, out of memory or its machine lost; the "
+                "Ray logs there say which, /tmp/ray/session_latest/logs by default)")
         if not fits and not self.can_grow:
             raise NodeLost(f"{what}, and no node is left to run the sweep's jobs")
         self.stream.write(f"\n[zssrgan] {what}; " + ("its jobs are retried on the other nodes\n" if fits else
