@@ -7,9 +7,10 @@ fetches it); the reference is dropped once the last of them is done.
 
 Resuming: jobs whose key has a FINISHED run are skipped, and a retried job reuses its run, so a key
 never gets a second FINISHED run (unless ``rerun`` asks for the jobs finished by other code, another
-git commit or zssrgan version, to run again; reports keep a key's latest run). When an estimate's run is FINISHED but some of its dependants are
-not, the estimate is computed again once, untracked (no second run; deterministic under its seed on
-CPU), because the discriminator the ZSSRGAN modes reuse is not stored in MLflow.
+git commit or zssrgan version, to run again; reports keep a key's latest run). When an estimate's
+run is FINISHED but some of its dependants are not, the estimate is computed again once, untracked
+(no second run; deterministic under its seed on CPU), because the discriminator the ZSSRGAN modes
+reuse is not stored in MLflow.
 
 Failures stay local: a method's exception ends its run FAILED with the reason; the dependants of a
 failed estimate fail with that reason; a job whose worker died is retried on a fresh actor up to
@@ -449,8 +450,9 @@ class _Scheduler:
                 "Ray logs there say which, /tmp/ray/session_latest/logs by default)")
         if not fits and not self.can_grow:
             raise NodeLost(f"{what}, and no node is left to run the sweep's jobs")
-        self.stream.write(f"\n[zssrgan] {what}; " + ("its jobs are retried on the other nodes\n" if fits else
-                          f"no node left can run a job: waiting up to {WORKER_START_TIMEOUT_S:.0f} s for nodes to join\n"))
+        then = ("its jobs are retried on the other nodes" if fits else
+                f"no node left can run a job: waiting up to {WORKER_START_TIMEOUT_S:.0f} s for nodes to join")
+        self.stream.write(f"\n[zssrgan] {what}; {then}\n")
 
     def _check_starting(self) -> None:
         if self.tasks or self.idle or not self.starting:

@@ -34,8 +34,8 @@ from .store import TrackingLost, TrackingUnavailable, artifact_location, check_r
 ERROR_TAG_LENGTH = 500  # zssrgan.error stays one short, readable line; the traceback is an artifact
 _SWEEP_ID = re.compile(r"^[A-Za-z0-9._:-]{1,200}$")
 _PAGE = 1000
-# Marks an experiment as model training, so MLflow 3's UI shows its runs rather than its GenAI
-# overview (a plain tag on MLflow 2).
+# Marks an experiment as model training rather than GenAI (a plain tag on MLflow 2). MLflow 3.17's
+# UI still opens an experiment on a per-browser choice, which store.runs_url's link sets.
 EXPERIMENT_KIND = ("mlflow.experimentKind", "custom_model_development")
 
 

@@ -94,7 +94,8 @@ def test_a_dead_node_stops_the_sweep_in_words_and_the_same_command_resumes(tmp_p
     noticed_s = time.monotonic() - killed_at
     assert code == EXIT_USER_ERROR, err[-3000:]
     assert "died" in err and "no node is left to run the sweep's jobs" in err
-    assert "Kept: the jobs recorded FINISHED (1 in this run, 0 before); the 1 jobs in progress were marked KILLED" in err
+    assert "Kept: the jobs recorded FINISHED (1 in this run, 0 before); the 1 jobs in progress were marked " \
+           "KILLED" in err
     assert "Run the same command to resume" in err and "Traceback" not in err
     assert noticed_s < 120, noticed_s  # not the 600 s worker-start timeout; Ray needs ~15 s to call a node dead
     runs = load_runs(uri, "node").set_index("tags.zssrgan.method")

@@ -20,7 +20,7 @@ from zssrgan.train.zssrgan import (MODES, AdversarialWeight, frozen, make_advers
 CLASSIC = Path(__file__).resolve().parents[1] / "benchmarks" / "data" / "classic"
 
 
-def test_first_step_c_is_the_seed_ratio_and_weights_the_term_by_r():
+def test_first_step_c_is_the_reports_ratio_and_weights_the_term_by_r():
     weight = AdversarialWeight(ratio=0.25, momentum=0.9)
     adv = torch.tensor(0.5, requires_grad=True)
     term, c = weight(torch.tensor(0.02), adv)

@@ -15,7 +15,7 @@ from ..errors import InputError
 from ..estimators import ESTIMATORS
 from ..methods import GENERATOR, METHODS, applicable
 
-# (metric key, column title, decimals): the seed report's Table 1 columns, plus what explains them
+# (metric key, column title, decimals): the ZSSRGAN report's Table 1 columns, plus what explains them
 METRICS = (
     ("psnr_y", "PSNR-Y (dB)", 2),
     ("ssim_y", "SSIM-Y", 4),
@@ -180,9 +180,9 @@ def summarise(frame: pd.DataFrame, by: list[str], name: str, title: str) -> Tabl
 
 
 def comparison_tables(frame: pd.DataFrame) -> list[Table]:
-    """The method x scale table (seed report Table 1, with spread), the per-image table and, when
-    the sweep had them, the per-protocol (several protocols) and per-kernel-width tables; one row
-    per job (a job shared by the points of a grid counts once)."""
+    """The method x scale table (the ZSSRGAN report's Table 1, with spread), the per-image table
+    and, when the sweep had them, the per-protocol (several protocols) and per-kernel-width tables;
+    one row per job (a job shared by the points of a grid counts once)."""
     tables = [
         not_applicable(summarise(frame, ["method", "scale"], "methods",
                                  "Per method and scale: mean ± std over images and seeds"), frame),

@@ -1,4 +1,4 @@
-"""KernelGAN training (ALGORITHMS.md section 3): an image-specific GAN whose linear generator learns
+"""KernelGAN training (docs/algorithms.md, KernelGAN): an image-specific GAN whose linear generator learns
 the image's x2 downscaling kernel.
 
 Faithful to the published schedule, fast by construction: crops are drawn up front and sliced on

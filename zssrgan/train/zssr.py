@@ -1,4 +1,4 @@
-"""ZSSR: an image-specific CNN trained on the image's own father/son pairs (ALGORITHMS.md section 4).
+"""ZSSR: an image-specific CNN trained on the image's own father/son pairs (docs/algorithms.md, ZSSR).
 
 Each step crops an "HR father" from the input (augmented in the original configuration), degrades
 it with the stage's kernel into an "LR son" and teaches the network son -> father. The kernel is

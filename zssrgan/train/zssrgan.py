@@ -1,4 +1,4 @@
-"""ZSSRGAN (ALGORITHMS.md section 5): ZSSR trained with KernelGAN's discriminator as an extra loss.
+"""ZSSRGAN (docs/algorithms.md, ZSSRGAN): ZSSR trained with KernelGAN's discriminator as an extra loss.
 
 ZSSR's loss is ``L1 + r / (1 - r) * c * L_adv``: ``L1`` is ZSSR's own reconstruction loss,
 ``L_adv`` is D's adversarial loss on ZSSR's output judged as "real" (D has learned the patches of
@@ -45,7 +45,7 @@ class AdversarialWeight:
     detached loss values, so the adversarial term stays ``r / (1 - r)`` times the reconstruction term
     throughout training: with r = 0.5 both weigh the same, with r = 0.2 the adversarial term is a
     quarter of L1, however the two losses drift. The first step's c is exactly L1 / L_adv, which is
-    what the seed measured and then froze for the whole run; ``momentum = 1`` reproduces that. A
+    what the ZSSRGAN report measured and then froze for the whole run; ``momentum = 1`` reproduces that. A
     frozen c lets the adversarial term dominate once L1 has fallen by orders of magnitude during
     training (L_adv barely moves), which is why the running ratio is the default.
     """
@@ -76,7 +76,7 @@ class AdversarialWeight:
 
 
 def to_disc_range(image: torch.Tensor) -> torch.Tensor:
-    """ZSSR's [0, 1] images to D's [-1, 1] training range (the seed fed D [0, 1] images)."""
+    """ZSSR's [0, 1] images to D's [-1, 1] training range (the ZSSRGAN report's code fed D [0, 1] images)."""
     return image * 2.0 - 1.0
 
 
