@@ -159,8 +159,8 @@ def test_a_corrupt_image_fails_alone_with_a_readable_reason(first_sweep, dataset
     assert "im_broken.png" in failure["cause"] and len(failure["jobs"]) == 3
     printed = format_summary(summary)
     assert "failed jobs, by cause:\n  ImageError: " in printed
-    assert "kernelgan on broken x2 seed 0" in printed and "bicubic on broken x2 seed 0" in printed
-    assert "kernelgan-zssr on broken x2 seed 0 (its estimate failed)" in printed
+    assert "estimate[kernelgan] on broken x2 seed 0" in printed and "bicubic on broken x2 seed 0" in printed
+    assert "kernelgan-zssr[kernelgan] on broken x2 seed 0 (its estimate failed)" in printed
 
 
 def test_finished_jobs_of_other_code_are_counted_and_run_again_with_rerun(first_sweep, dataset, monkeypatch):
