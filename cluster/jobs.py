@@ -23,6 +23,7 @@ import yaml
 
 from zssrgan.config import Config, ConfigError, apply_overrides, flatten, parse_assignment, preset, set_value
 from zssrgan.datasets import ImageItem, discover
+from zssrgan.errors import InputError
 from zssrgan.estimators import get_estimator
 from zssrgan.methods import DISCRIMINATOR, Method, applicable, get_method, with_plugin_settings
 
@@ -45,7 +46,8 @@ class SweepSpec:
     the number of actors; by default as many as the cluster's resources allow now. On a cluster the
     sweep joins, a larger number is honoured (the other actors wait for an autoscaling cluster to
     add nodes); on a Ray the sweep starts itself, it is capped to what fits. ``progress``: print a
-    progress line on stderr.
+    progress line on stderr. ``rerun``: run again the jobs whose FINISHED run was made by other
+    code (another git commit or zssrgan version); by default they are skipped, and counted.
     """
 
     data: list[str]
@@ -64,6 +66,7 @@ class SweepSpec:
     max_retries: int = 2
     workers: Optional[int] = None
     progress: bool = True
+    rerun: bool = False
 
 
 def sweep_yaml(spec: SweepSpec) -> str:
@@ -191,14 +194,14 @@ def _job_settings(flat_cfg: dict[str, Any], point: dict[str, Any], method: Optio
 def expand(spec: SweepSpec) -> Sweep:
     """Every job of the sweep; bad methods, estimators, scales, config keys or data raise a clear error."""
     if not spec.data or not spec.methods:
-        raise ValueError("a sweep needs at least one --data path and one method")
+        raise InputError("a sweep needs at least one --data path and one method")
     if spec.workers is not None and spec.workers < 1:
-        raise ValueError(f"--workers must be at least 1, got {spec.workers}")
+        raise InputError(f"--workers must be at least 1, got {spec.workers}")
     requested = list(dict.fromkeys(spec.methods))
     methods = {name: get_method(name) for name in requested if name != ESTIMATE}
     scales = list(dict.fromkeys(int(s) for s in spec.scales))
     if any(s not in (2, 4) for s in scales):
-        raise ValueError(f"scales must be 2 or 4, got {scales}")
+        raise InputError(f"scales must be 2 or 4, got {scales}")
     configs = _configs(spec)
     for _, cfg in configs:
         get_estimator(cfg.estimator)  # an unknown name fails here, before anything runs
@@ -219,7 +222,7 @@ def expand(spec: SweepSpec) -> Sweep:
     jobs: list[Job] = []
     skipped: list[str] = []
     hashes: dict[Path, str] = {}
-    for path in map(Path, spec.data):
+    for path in (Path(p).expanduser().resolve() for p in spec.data):  # workers and reports may run elsewhere
         for scale in scales:
             for item in discover(path, scale):
                 if item.lr_path not in hashes:

@@ -45,6 +45,12 @@ def git_commit() -> str:
     return top[1]
 
 
+def made_by_this_code(params: dict[str, str]) -> bool:
+    """Whether a run's params name this checkout's git commit and zssrgan version."""
+    return (params.get("git_commit") == git_commit()
+            and params.get("version.zssrgan") == package_versions()["zssrgan"])
+
+
 def _truncate(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 

@@ -4,17 +4,16 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 from typing import Iterator
 
 import pytest
 
+from zssrgan.cli.ui_cmd import healthy, stop_group
 from zssrgan.device import set_threads
 
 SERVER_START_TIMEOUT_S = 120  # mlflow imports slowly and creates its tables on a busy 2-core CI box
@@ -33,30 +32,6 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _healthy(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url + "/health", timeout=2) as response:
-            return response.status == 200
-    except OSError:
-        return False
-
-
-def _stop_group(process: subprocess.Popen) -> None:
-    """SIGTERM to the server's process group, SIGKILL to whatever is left of it after 10 s."""
-    try:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        pass
-    except ProcessLookupError:
-        return
-    try:
-        os.killpg(process.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    process.wait()
-
-
 @contextlib.contextmanager
 def running_mlflow_server(root: Path, port: int) -> Iterator[str]:
     """``http://127.0.0.1:<port>`` of a real ``mlflow server`` whose sqlite store and proxied
@@ -73,7 +48,7 @@ def running_mlflow_server(root: Path, port: int) -> Iterator[str]:
                               start_new_session=True)
     try:
         deadline = time.monotonic() + SERVER_START_TIMEOUT_S
-        while not _healthy(url):
+        while not healthy(url):
             if server.poll() is not None or time.monotonic() > deadline:
                 log.flush()
                 tail = (root / "server.log").read_text(errors="replace")[-3000:]
@@ -81,7 +56,7 @@ def running_mlflow_server(root: Path, port: int) -> Iterator[str]:
             time.sleep(0.5)
         yield url
     finally:
-        _stop_group(server)
+        stop_group(server)
         log.close()
 
 

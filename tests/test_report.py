@@ -287,3 +287,20 @@ def test_a_reference_method_must_name_one_row_per_point():
         paired_differences(ablated, points, "psnr_y", reference_method="kernelgan-zssr")
     by_row = paired_differences(ablated, points, "psnr_y", reference_method="kernelgan-zssr [kernelgan]")
     _assert_paired(by_row, "zssr", 10, [9.0])
+
+
+def test_report_takes_a_relative_out_and_names_the_store_it_looked_in(store, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main(["report", "--experiment", "plain", "--tracking-uri", store, "--out", "rep"]) == 0
+    out = capsys.readouterr().out
+    assert f"report: {tmp_path / 'rep' / 'index.html'}" in out and (tmp_path / "rep/tables/methods.csv").is_file()
+    assert f"zssrgan ui --tracking-uri {store}, then open http://127.0.0.1:5000/#/experiments/" in out
+    assert "workflowType=machine_learning" in out
+    # from another folder the default store is looked for there, named, and not created empty
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    assert main(["report", "--experiment", "plain", "--out", "rep"]) == 2
+    err = capsys.readouterr().err
+    assert f"no MLflow store at {elsewhere / 'mlflow.db'} (--tracking-uri sqlite:///mlflow.db, relative to" in err
+    assert not (elsewhere / "mlflow.db").exists() and not (elsewhere / "rep").exists()

@@ -18,7 +18,7 @@ import ray
 from mlflow import MlflowClient
 from ray.cluster_utils import Cluster
 
-from cluster.driver import SweepError, run_sweep, worker_shape
+from cluster.driver import SweepError, format_summary, run_sweep, worker_shape
 from cluster.jobs import SweepSpec, expand
 from cluster.runs import load_runs
 from cluster.store import TrackingLost, TrackingUnavailable
@@ -115,7 +115,7 @@ def test_a_sweep_logs_every_job_with_metrics_artifacts_and_one_job_per_gpu(first
         kernels = [np.load(client.download_artifacts(r, "kernel.npy")) for r in pair.run_id]
         np.testing.assert_array_equal(*kernels)
         assert pair["metrics.time_kernelgan"].notna().sum() == 1  # trained once, in the estimate job
-    assert "kernelgan-zssr" in out and f"mlflow ui --backend-store-uri {uri}" in out
+    assert "kernelgan-zssr" in out and f"zssrgan ui --tracking-uri {uri}, then open http://127.0.0.1:5000/#/" in out
 
 
 def test_rerunning_creates_no_new_run_and_a_lost_dependant_reuses_a_recomputed_estimate(first_sweep, dataset):
@@ -154,6 +154,41 @@ def test_a_corrupt_image_fails_alone_with_a_readable_reason(first_sweep, dataset
     assert "kernelgan kernel estimate" in broken.loc["kernelgan-zssr", "tags.zssrgan.error"]
     assert "traceback.txt" in _artifacts(uri, broken.loc["bicubic", "run_id"])
     assert set(runs[runs["tags.zssrgan.image"] != "broken"].status) == {"FINISHED"}
+    # the terminal names them too, grouped by their one cause
+    [failure] = summary["failures"]
+    assert "im_broken.png" in failure["cause"] and len(failure["jobs"]) == 3
+    printed = format_summary(summary)
+    assert "failed jobs, by cause:\n  ImageError: " in printed
+    assert "estimate[kernelgan] on broken x2 seed 0" in printed and "bicubic on broken x2 seed 0" in printed
+    assert "kernelgan-zssr[kernelgan] on broken x2 seed 0 (its estimate failed)" in printed
+
+
+def test_finished_jobs_of_other_code_are_counted_and_run_again_with_rerun(first_sweep, dataset, monkeypatch):
+    uri = first_sweep[0]
+    client = MlflowClient(uri)
+    older = client.create_experiment("older")  # the bicubic runs, as another commit would have made them
+    for run_id in _runs(uri).query("`tags.zssrgan.method` == 'bicubic'").run_id:
+        source = client.get_run(run_id)
+        copy = client.create_run(older, tags={k: v for k, v in source.data.tags.items() if k.startswith("zssrgan.")})
+        client.log_param(copy.info.run_id, "git_commit", "0" * 40)
+        client.log_param(copy.info.run_id, "version.zssrgan", source.data.params["version.zssrgan"])
+        client.set_terminated(copy.info.run_id, "FINISHED")
+    stream = io.StringIO()
+    summary = run_sweep(_spec(dataset, uri, methods=["bicubic"], experiment="older"), stream=stream)
+    assert summary["already_finished"] == 2 and summary["other_code"] == 2 and summary["finished"] == 0
+    assert "2 of the finished jobs were made by other code" in stream.getvalue()
+    assert "2 already finished (skipped; 2 of them by other code, --rerun runs them again)" in format_summary(summary)
+    monkeypatch.chdir(dataset.parent)  # and the data given as a relative path
+    argv = ["run", "--data", dataset.name, "--methods", "bicubic", "--preset", "quick", "--tracking-uri", uri,
+            "--experiment", "older", "--rerun"] + [a for s in TINY for a in ("--set", s)]
+    with contextlib.redirect_stdout(io.StringIO()) as out:
+        assert main(argv) == 0
+    assert "2 finished" in out.getvalue()
+    runs = _runs(uri, "older")
+    ours = runs[(runs.status == "FINISHED") & (runs["params.git_commit"] != "0" * 40)]
+    assert len(ours) == 2 and ours["params.lr_path"].map(lambda p: Path(p).is_absolute()).all()
+    again = run_sweep(_spec(dataset, uri, methods=["bicubic"], experiment="older"))
+    assert again["already_finished"] == 2 and again["other_code"] == 0 and again["finished"] == 0
 
 
 def test_a_collapsed_estimate_fails_its_job_and_its_dependants_with_the_diagnostics(first_sweep, dataset):

@@ -94,14 +94,20 @@ def test_policy_keeps_the_rate_while_the_loss_clearly_falls_even_when_noisy():
     assert np.sqrt(cov[0, 0]) < -1.5 * slope < np.std([noisy_fall(s) for s in steps])
 
 
-def test_trainer_finishes_at_the_iteration_cap():
+def test_trainer_finishes_at_the_iteration_cap_and_reports_every_step_in_batches():
     lr = np.clip(imresize(ground_truth(size=64), 0.5, kernel=KERNEL), 0, 1).astype(np.float32)
-    trainer = trainer_for(lr, small_config(iters=7))
-    reported = []
+    trainer = trainer_for(lr, small_config(iters=7, test_every=3))
+    batches = []
     while not trainer.finished:
-        reported.append(trainer.step())
-    assert len(reported) == 7 and trainer.iteration == 7
-    assert set(reported[0]) == {"lr", "loss_l1", "rec_mse"} and set(reported[1]) == {"lr"}
+        trainer.step()
+        batches.append(trainer.reported())
+    assert trainer.iteration == 7
+    # the host reads the device at steps 0, 3 and 6 (the policy's MSE) and at the end: the rows of
+    # every step travel then, not one by one
+    assert [[step for step, _ in batch] for batch in batches] == [[0], [], [], [1, 2, 3], [], [], [4, 5, 6]]
+    rows = [row for batch in batches for row in batch]
+    assert all(set(values) == {"lr", "loss_l1"} | ({"rec_mse"} if step % 3 == 0 else set()) for step, values in rows)
+    assert all(values["loss_l1"] > 0 for _, values in rows)
 
 
 # ---- fathers and sons -----------------------------------------------------------------------

@@ -12,10 +12,12 @@ import json
 from dataclasses import dataclass, field, fields, is_dataclass
 from typing import Any, get_type_hints
 
+from .errors import UserError
+
 
 @dataclass
 class KernelGANConfig:
-    """KernelGAN as published (ALGORITHMS.md section 3); schedules are fractions of ``iters``."""
+    """KernelGAN as published (docs/algorithms.md, KernelGAN); schedules are fractions of ``iters``."""
 
     iters: int = 3000
     lr_g: float = 2e-4
@@ -69,7 +71,7 @@ class ZSSRVariant:
 
 @dataclass
 class ZSSRConfig:
-    """ZSSR as published (ALGORITHMS.md section 4)."""
+    """ZSSR as published (docs/algorithms.md, ZSSR)."""
 
     iters: int = 3000  # cap; the learning-rate policy usually stops earlier
     crop: int = 128
@@ -103,11 +105,11 @@ class ZSSRConfig:
 
 @dataclass
 class ZSSRGANConfig:
-    """The adversarial term added to ZSSR (ALGORITHMS.md section 5); the mode is the method."""
+    """The adversarial term added to ZSSR (docs/algorithms.md, ZSSRGAN); the mode is the method."""
 
     disc_ratio: float = 0.5  # r: loss = L1 + r / (1 - r) * c * L_adv
     # c = running mean |L1| / running mean |L_adv| (detached), this momentum per step; 1.0 freezes
-    # c at the first step's ratio (the seed's choice)
+    # c at the first step's ratio (the ZSSRGAN report's choice)
     c_momentum: float = 0.9
     lr_d: float = 2e-4  # serial: D's Adam learning rate against ZSSR (e2e keeps KernelGAN's schedule)
     e2e_warmup_iters: int = 0  # KernelGAN-only iterations before the semi end-to-end loop
@@ -169,7 +171,7 @@ def _quick() -> Config:
 PRESETS = {"paper": Config, "quick": _quick}
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError, ValueError):
     """A bad preset name, dotted key or value; the message lists the valid choices."""
 
 

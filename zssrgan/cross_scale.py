@@ -14,6 +14,7 @@ from typing import Callable
 
 import numpy as np
 
+from .errors import InputError
 from .kernels import isotropic_gaussian, kernel_shift
 from .metrics import rgb2y
 from .resize import imresize
@@ -31,7 +32,7 @@ def band_ratio(img: np.ndarray) -> float:
     radius = np.hypot(*np.meshgrid(np.fft.fftfreq(y.shape[0]), np.fft.fftfreq(y.shape[1]), indexing="ij"))
     low = power[(radius > 0.125) & (radius <= 0.25)].sum()
     if low <= 0:
-        raise ValueError("the image has no mid-band energy (a flat image): the cross-scale cue cannot judge it")
+        raise InputError("the image has no mid-band energy (a flat image): the cross-scale cue cannot judge it")
     return float(power[(radius > 0.25) & (radius <= 0.5)].sum() / low)
 
 

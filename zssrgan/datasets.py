@@ -1,7 +1,7 @@
 """Benchmark inputs: the DIV2KRK folder layout (read and generate) and plain folders of LR photos.
 
 Discovery returns paths only: a sweep expands to tens of thousands of jobs, and each worker loads
-its own image. Layout (as published with DIV2KRK): ``gt/img_{id}_gt.png``, ``lr_x{s}/im_{id}.png``,
+its own image. Layout (docs/algorithms.md, DIV2KRK): ``gt/img_{id}_gt.png``, ``lr_x{s}/im_{id}.png``,
 ``gt_k_x{s}/kernel_{id}.mat`` (or ``.npy``), and for x4 the x2 kernel applied twice in
 ``gt_k_x4/intermediate/kernel_{id}.mat``. A folder made by :func:`make_dataset` also holds
 ``manifest.json``: its protocol, noise level and, per scale and id, the source image (whose ground
@@ -18,6 +18,7 @@ from typing import Any, Optional
 
 import numpy as np
 
+from .errors import UserError
 from .io import load_image, load_kernel, save_image, save_kernel
 from .protocols import NOISE_STREAM, NOISE_UNIT, PROTOCOLS, add_noise, item_rng
 
@@ -28,7 +29,7 @@ MANIFEST_FORMAT = 1
 _LAYOUT_DIR = re.compile(r"^(gt|lr_x\d+|gt_k_x\d+)$")
 
 
-class DatasetError(ValueError):
+class DatasetError(UserError, ValueError):
     """A dataset folder that does not hold what the benchmark needs; the message says what and where."""
 
 

@@ -20,6 +20,7 @@ import numpy as np
 from .auto import auto_estimate
 from .config import Config
 from .cross_scale import KERNEL_SIZE, SIGMAS, cross_scale_sigma
+from .errors import UserError
 from .kernels import isotropic_gaussian, kernel_shift, kernel_width, with_x4
 from .plugins import Kind, resolve, settings_keyword
 from .progress import Callback, History
@@ -45,12 +46,13 @@ class Estimator(NamedTuple):
     settings: Optional[type] = None  # a plugin's settings dataclass: config keys "<name>.<field>"
 
 
-class EstimatorError(ValueError):
+class EstimatorError(UserError, ValueError):
     """An unknown estimator name, or one that cannot serve the method asked for."""
 
 
-class EstimateFailed(RuntimeError):
-    """The estimator ran but its estimate is unusable (collapsed); ``diagnostics`` say why."""
+class EstimateFailed(UserError, RuntimeError):
+    """The estimator ran but its estimate is unusable (collapsed); ``diagnostics`` say why. A known
+    outcome on some images, not a bug: the command line reports it in one line."""
 
     def __init__(self, message: str, diagnostics: dict[str, float]) -> None:
         super().__init__(message)

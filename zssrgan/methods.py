@@ -16,6 +16,7 @@ from typing import Callable, Iterable, Mapping, NamedTuple, Optional
 import numpy as np
 
 from .config import Config, ZSSRVariant, parse_assignment, with_section
+from .errors import UserError
 from .estimators import ESTIMATORS, EstimatorError, get_estimator, run_estimator, with_discriminator
 from .kernels import analytic_x4_kernel, matlab_bicubic_kernel
 from .plugins import Kind, resolve, settings_keyword
@@ -174,7 +175,7 @@ def applicable(method: str, estimator: str) -> Optional[str]:
     return None
 
 
-class MethodError(ValueError):
+class MethodError(UserError, ValueError):
     """An unknown method, a scale other than 2 or 4, a missing true kernel, or a result that breaks
     the contract."""
 

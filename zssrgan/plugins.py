@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, Mapping, Optional
 
 from .config import Config, ConfigError, check_settings
+from .errors import UserError
 
 # what a bare function is taken to read: every built-in section
 BUILTIN_SECTIONS = tuple(f"{name}." for name, value in vars(Config()).items() if is_dataclass(value))
@@ -33,7 +34,7 @@ REFERENCE = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_][\w.]*")
 OWN_PACKAGES = ("zssrgan", "cluster")  # every worker runs them already: never shipped
 
 
-class PluginError(ValueError):
+class PluginError(UserError, ValueError):
     """A plugin that cannot be loaded or does not fit the contract; the message says which and why."""
 
 

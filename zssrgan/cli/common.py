@@ -3,10 +3,12 @@ real photo."""
 from __future__ import annotations
 
 import argparse
+import sys
+from typing import Iterable
 
 from ..config import Config, PRESETS, apply_overrides, preset, set_value
-from ..device import DEVICES
-from ..methods import with_plugin_settings
+from ..device import DEVICES, resolve_device
+from ..methods import METHODS, with_plugin_settings
 
 
 def add_config_arguments(parser: argparse.ArgumentParser, default_preset: str = "paper",
@@ -55,3 +57,14 @@ def config_from_args(args: argparse.Namespace) -> Config:
     if getattr(args, "real", False):
         cfg = set_value(cfg, "real", True)
     return cfg
+
+
+def warn_if_slow(preset_name: str, methods: Iterable[str], device: str, local: bool = True) -> None:
+    """Say before any training that the paper preset on a CPU takes tens of minutes per ZSSR run.
+    ``device`` is the configured one; ``auto`` is judged from this machine only when ``local`` (on a
+    joined cluster the workers' nodes decide)."""
+    if preset_name != "paper" or not any(m in METHODS and m != "bicubic" for m in methods):
+        return  # nothing of ours trains (estimates alone take minutes at most; a plugin's cost is its own)
+    if device == "cpu" or (device == "auto" and local and resolve_device("auto").type == "cpu"):
+        print("warning: with the paper preset on a CPU, one ZSSR run takes tens of minutes; "
+              "add --preset quick for a short run", file=sys.stderr)

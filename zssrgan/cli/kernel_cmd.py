@@ -6,6 +6,7 @@ import time
 from pathlib import Path
 
 from ..config import set_value
+from ..errors import InputError
 from ..estimators import run_estimator
 from ..io import kernel_format, load_image, save_kernel
 from .common import add_config_arguments, config_from_args
@@ -25,7 +26,7 @@ def run(args: argparse.Namespace) -> int:
     cfg = config_from_args(args)
     if args.iters is not None:
         if args.iters < 1:
-            raise ValueError(f"--iters must be at least 1, got {args.iters}")
+            raise InputError(f"--iters must be at least 1, got {args.iters}")
         cfg = set_value(cfg, "kernelgan.iters", args.iters)
     kernel_format(Path(args.out))  # a bad output name fails now, not after the training
     image = load_image(args.image)

@@ -7,8 +7,9 @@ import sys
 from cluster.jobs import DEFAULT_TRACKING_URI
 
 from ..config import ConfigError, parse_assignment
+from ..errors import InputError
 from . import sweep_file
-from .common import add_config_arguments, sweep_overrides
+from .common import add_config_arguments, sweep_overrides, warn_if_slow
 
 help = "run a benchmark sweep (images x methods x scales x seeds x config grid) on Ray, tracked in MLflow"
 
@@ -24,8 +25,10 @@ def _csv(kind):
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.epilog = ("Jobs whose key (image content, method, scale, seed, config) already has a FINISHED run "
-                     "are skipped, so running the same command again resumes a sweep. Exit status: 0 when "
-                     "every job finished, 1 when some failed, 130 after Ctrl-C.")
+                     "are skipped, so running the same command again resumes a sweep (--rerun also runs again "
+                     "those finished by another git commit or zssrgan version). Exit status: 0 when every job "
+                     "finished, 1 when some failed, 2 for bad input, an unreachable tracking store or a lost "
+                     "Ray node (the same command resumes), 3 for an unexpected error, 130 after Ctrl-C.")
     parser.add_argument("--config", metavar="SWEEP.yaml",
                         help="read the options from a sweep file (keys named like the flags, with underscores; "
                              "relative data paths are relative to the file's folder); flags given here override "
@@ -58,6 +61,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "started by this command N is capped to what fits")
     parser.add_argument("--max-retries", type=int, metavar="N",
                         help="retries of a job whose worker died (default 2)")
+    parser.add_argument("--rerun", action="store_true", default=None,
+                        help="run again the jobs whose FINISHED run was made by other code (another git commit or "
+                             "zssrgan version); by default they are skipped and counted")
     parser.add_argument("--dry-run", action="store_true", help="print the resolved sweep and the job table, and exit")
 
 
@@ -88,11 +94,11 @@ def spec_from_args(args: argparse.Namespace):
              "seeds": args.seeds or (None if args.seed is None else [args.seed]), "preset": args.preset,
              "real": args.real, "experiment": args.experiment, "tracking_uri": args.tracking_uri,
              "address": args.address, "gpus_per_job": args.gpus_per_job, "cpus_per_job": args.cpus_per_job,
-             "max_retries": args.max_retries, "workers": args.workers}
+             "max_retries": args.max_retries, "workers": args.workers, "rerun": args.rerun}
     settings.update({k: v for k, v in given.items() if v is not None})
     for name, flag in (("data", "--data PATH"), ("methods", "--methods M1,M2")):
         if not settings.get(name):
-            raise ValueError(f"no {name} to run: give {flag} or `{name}:` in a sweep file (--config)")
+            raise InputError(f"no {name} to run: give {flag} or `{name}:` in a sweep file (--config)")
     spec = SweepSpec(**settings, overrides=overrides, grid=grid)
     if args.config:
         sweep_file.check_config(args.config, from_file, sections(spec))
@@ -100,11 +106,13 @@ def spec_from_args(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
-    """Exit code 0 when every job finished, 1 when some failed, 130 after Ctrl-C."""
+    """Exit code 0 when every job finished, 1 when some failed, 130 after Ctrl-C (errors: see cli/__init__.py)."""
     from cluster.driver import format_jobs, format_summary, run_sweep
-    from cluster.jobs import expand, sweep_yaml
+    from cluster.jobs import base_config, expand, sweep_yaml
 
     spec = spec_from_args(args)
+    device = "cpu" if spec.gpus_per_job == 0 else base_config(spec).device
+    warn_if_slow(spec.preset, spec.methods, device, local=spec.address is None)
     if args.dry_run:
         sweep = expand(spec)
         print(f"# the resolved sweep (a sweep file)\n{sweep_yaml(spec)}\n{format_jobs(sweep)}")

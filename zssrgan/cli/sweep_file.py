@@ -23,11 +23,12 @@ from cluster.jobs import ESTIMATE
 
 from ..config import PRESETS, Config, ConfigError, parse_assignment, set_value
 from ..device import DEVICES
+from ..errors import UserError
 from ..estimators import get_estimator
 from ..methods import get_method
 
 
-class SweepFileError(ValueError):
+class SweepFileError(UserError, ValueError):
     """A sweep file that cannot be run; the message names the file and the key."""
 
 
@@ -162,6 +163,7 @@ FIELDS: dict[str, tuple[str, Callable[[Any], Any]]] = {
     "gpus_per_job": ("gpus_per_job", _number),
     "cpus_per_job": ("cpus_per_job", _number),
     "max_retries": ("max_retries", _integer),
+    "rerun": ("rerun", _boolean),
 }
 
 

@@ -12,6 +12,7 @@ from typing import Optional
 
 import pandas as pd
 
+from ..errors import InputError
 from .ablation import ablation_rows, ablation_tables, introduction, main_metric, paired_differences
 from .figures import (ArtifactFn, HistoryFn, ablation_figures, crop_figures, kernel_figures, loss_figures,
                       tradeoff_figures, width_figures)
@@ -29,14 +30,14 @@ def own_folder(out: Path, own: tuple[str, ...], replace: tuple[str, ...] = ()) -
     MLflow or deleted; then its ``replace`` entries are removed to be written afresh."""
     if out.exists():
         if not out.is_dir():
-            raise ValueError(f"output {out} exists and is not a folder")
+            raise InputError(f"output {out} exists and is not a folder")
         entries = {p.name for p in out.iterdir()}
         if entries and OWNED_MARKER not in entries:
-            raise ValueError(f"output folder {out} is not empty and was not written by zssrgan "
+            raise InputError(f"output folder {out} is not empty and was not written by zssrgan "
                              f"({', '.join(sorted(entries)[:5])}); choose a new or empty folder")
         other = sorted(entries - set(own) - {OWNED_MARKER})
         if other:
-            raise ValueError(f"output folder {out} already holds other files ({', '.join(other[:5])}); "
+            raise InputError(f"output folder {out} already holds other files ({', '.join(other[:5])}); "
                              f"choose a new or empty folder")
         for name in replace:
             if (out / name).is_dir():
@@ -61,11 +62,11 @@ def build_report(runs: pd.DataFrame, out: str | Path, artifact: Optional[Artifac
     frame = prepare(runs)
     rows, points = ablation_rows(frame)
     if reference_method is not None and rows.empty:
-        raise ValueError(f"a reference method ({reference_method}) compares the points of a grid; "
+        raise InputError(f"a reference method ({reference_method}) compares the points of a grid; "
                          "these runs have no grid")
     metric = main_metric(frame)
     paired = paired_differences(rows, points, metric[0], reference_method) if not rows.empty else None
-    out = own_folder(Path(out).expanduser(), ("index.html", "tables", "figures"),
+    out = own_folder(Path(out).expanduser().resolve(), ("index.html", "tables", "figures"),
                      replace=("tables", "figures"))
     ablation = ablation_tables(rows, paired, metric) if paired is not None else []
     tables: list[tuple[Table, dict[str, Path]]] = [(t, write_table(t, out / "tables"))

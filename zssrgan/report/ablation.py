@@ -16,6 +16,7 @@ from typing import Optional
 
 import pandas as pd
 
+from ..errors import InputError
 from .tables import (METRICS, Table, base_method, format_cell, grid_rank, method_order, parse_grid, summarise,
                      value_key)
 
@@ -75,11 +76,11 @@ def paired_differences(rows: pd.DataFrame, points: pd.DataFrame, metric: str,
     if reference_method is not None:
         is_reference = (data["method"] == reference_method) | (data["method"].map(base_method) == reference_method)
         if not is_reference.any():
-            raise ValueError(f"no runs of reference method {reference_method!r} in the ablation; its methods: "
+            raise InputError(f"no runs of reference method {reference_method!r} in the ablation; its methods: "
                              + ", ".join(method_order(data["method"])))
         reference = data.loc[is_reference, [*_PAIR, *grid_columns, metric]]
         if reference.duplicated(_PAIR + grid_columns).any():
-            raise ValueError(f"reference method {reference_method!r} names several report rows ("
+            raise InputError(f"reference method {reference_method!r} names several report rows ("
                              + ", ".join(sorted(set(data.loc[is_reference, "method"]))) + "); name one of them")
         pairs = data[~is_reference].merge(reference, on=_PAIR + grid_columns, suffixes=("", "_reference"))
     out = []

@@ -151,7 +151,7 @@ def _crop_box(reference: np.ndarray, size: int) -> tuple[int, int]:
 
 def crop_figures(frame: pd.DataFrame, out: Path, artifact: Optional[ArtifactFn]) -> list[Figure]:
     """Per image and scale: the same zoomed region for the LR input, every method and the ground
-    truth when known (the seed report's Figures 3-5), and the full frame with the region marked."""
+    truth when known (the ZSSRGAN report's Figures 3-5), and the full frame with the region marked."""
     figures = []
     for (image, scale), group in representatives(frame).groupby(["image", "scale"], sort=False):
         title = f"Zoomed crops: {image}, x{scale}"
@@ -196,13 +196,13 @@ def crop_figures(frame: pd.DataFrame, out: Path, artifact: Optional[ArtifactFn])
 
 def loss_figures(frame: pd.DataFrame, out: Path, history: Optional[HistoryFn]) -> list[Figure]:
     """ZSSRGAN's two losses (L1 reconstruction and adversarial) over the steps, one row per ZSSRGAN
-    method on its first image (the seed report's Figure 6)."""
+    method on its first image (the ZSSRGAN report's Figure 6)."""
     title = "ZSSRGAN losses over training steps"
     rows = representatives(frame[frame["method"].str.startswith("zssrgan")]).groupby("method", sort=False).head(1)
     curves = []
     for _, row in rows.iterrows():
         keys = sorted((k for k in frame.columns if _LOSS_KEY.match(k) and not pd.isna(row[k])),
-                      key=lambda k: ("l1" not in k, k))  # reconstruction first, as in the seed's figure
+                      key=lambda k: ("l1" not in k, k))  # reconstruction first, as in the report's figure
         series = {k: history(row["run_id"], k) for k in keys} if history else {}
         series = {k: v for k, v in series.items() if len(v)}
         if series:
@@ -246,8 +246,8 @@ def _scatter(frame: pd.DataFrame, out: Path, x: str, y: str, xlabel: str, ylabel
 
 
 def tradeoff_figures(frame: pd.DataFrame, out: Path) -> list[Figure]:
-    """PSNR against time per method, and PSNR against sharpness (the seed's sharpness/smoothness
-    trade-off); each dot is a run."""
+    """PSNR against time per method, and PSNR against sharpness (the sharpness/smoothness trade-off
+    the ZSSRGAN report describes); each dot is a run."""
     methods = frame[frame["method"].map(base_method) != ESTIMATE]
     return [
         _scatter(methods, out, "time_total", "psnr_y", "time per image (s, log)", "PSNR-Y (dB)",

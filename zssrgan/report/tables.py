@@ -11,10 +11,11 @@ from typing import Optional
 
 import pandas as pd
 
+from ..errors import InputError
 from ..estimators import ESTIMATORS
 from ..methods import GENERATOR, METHODS, applicable
 
-# (metric key, column title, decimals): the seed report's Table 1 columns, plus what explains them
+# (metric key, column title, decimals): the ZSSRGAN report's Table 1 columns, plus what explains them
 METRICS = (
     ("psnr_y", "PSNR-Y (dB)", 2),
     ("ssim_y", "SSIM-Y", 4),
@@ -77,12 +78,12 @@ def prepare(runs: pd.DataFrame) -> pd.DataFrame:
     columns, last value)."""
     runs = latest_attempts(runs)
     if runs.empty:
-        raise ValueError("no runs to report: the experiment (or sweep) holds no finished child runs")
+        raise InputError("no runs to report: the experiment (or sweep) holds no finished child runs")
     frame = pd.DataFrame({"run_id": runs["run_id"].astype(str)}, index=runs.index)
     for key in _KEYS:
         frame[key] = _column(runs, f"tags.zssrgan.{key}", f"params.{key}")
     if frame["method"].isna().any():
-        raise ValueError("some runs carry no zssrgan.method tag or method param: not zssrgan child runs")
+        raise InputError("some runs carry no zssrgan.method tag or method param: not zssrgan child runs")
     frame["scale"] = pd.to_numeric(frame["scale"], errors="coerce").fillna(0).astype(int)
     frame["seed"] = pd.to_numeric(frame["seed"], errors="coerce").fillna(0).astype(int)
     frame["image"] = frame["image"].fillna("?").astype(str)
@@ -179,9 +180,9 @@ def summarise(frame: pd.DataFrame, by: list[str], name: str, title: str) -> Tabl
 
 
 def comparison_tables(frame: pd.DataFrame) -> list[Table]:
-    """The method x scale table (seed report Table 1, with spread), the per-image table and, when
-    the sweep had them, the per-protocol (several protocols) and per-kernel-width tables; one row
-    per job (a job shared by the points of a grid counts once)."""
+    """The method x scale table (the ZSSRGAN report's Table 1, with spread), the per-image table
+    and, when the sweep had them, the per-protocol (several protocols) and per-kernel-width tables;
+    one row per job (a job shared by the points of a grid counts once)."""
     tables = [
         not_applicable(summarise(frame, ["method", "scale"], "methods",
                                  "Per method and scale: mean ± std over images and seeds"), frame),
