@@ -1,4 +1,5 @@
-"""Shared fixtures: one torch thread, a real MLflow tracking server on 127.0.0.1, a throwaway sqlite store."""
+"""Shared fixtures: one torch thread, a real MLflow tracking server on 127.0.0.1, a throwaway sqlite
+store; tests marked ``cuda`` run only where torch sees a CUDA device."""
 from __future__ import annotations
 
 import contextlib
@@ -12,11 +13,22 @@ from pathlib import Path
 from typing import Iterator
 
 import pytest
+import torch
 
 from zssrgan.cli.ui_cmd import healthy, stop_group
 from zssrgan.device import set_threads
 
-SERVER_START_TIMEOUT_S = 120  # mlflow imports slowly and creates its tables on a busy 2-core CI box
+SERVER_START_TIMEOUT_S = 300  # mlflow imports slowly and creates its tables on a busy 2-core CI box
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked ``cuda`` are skipped, saying why, where torch sees no CUDA device."""
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs an NVIDIA GPU: torch.cuda.is_available() is False on this machine")
+    for item in items:
+        if item.get_closest_marker("cuda"):
+            item.add_marker(skip)
 
 
 @pytest.fixture(scope="session", autouse=True)

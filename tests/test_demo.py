@@ -12,7 +12,8 @@ from zssrgan.io import load_image
 from zssrgan.methods import METHODS
 
 TINY = ["--set", "zssr.iters=10", "--set", "zssr.crop=24", "--set", "kernelgan.iters=20", "--set", "strict_estimates=false",
-        "--set", "kernelgan.n_crop_positions=20", "--set", "kernelgan.input_crop=32", "--set", "kernelgan.shave=0"]
+        "--set", "kernelgan.n_crop_positions=20", "--set", "kernelgan.input_crop=32", "--set", "kernelgan.shave=0",
+        "--device", "cpu"]
 
 
 def test_demo_end_to_end(tmp_path, capsys, monkeypatch):

@@ -29,7 +29,7 @@ from zssrgan.methods import with_plugin_settings
 from zssrgan.plugins import PluginError, checked_row
 
 ROOT = Path(__file__).resolve().parent.parent
-TINY = ["--preset", "quick", "--set", "zssr.iters=10", "--set", "zssr.crop=24"]
+TINY = ["--preset", "quick", "--set", "zssr.iters=10", "--set", "zssr.crop=24", "--device", "cpu"]
 
 # a user's plugins, for the contract's checks and the config's sections (module ``cases``)
 CASES = '''

@@ -27,7 +27,8 @@ LABELS = ["bicubic", "zssr", "kernelgan-zssr [kernelgan]"]  # report rows name t
 # tiny budgets: 32 px LR inputs, so KernelGAN crops 32 px without shaving
 TINY = ["--preset", "quick", "--set", "zssr.iters=10", "--set", "zssr.crop=24", "--set", "kernelgan.iters=20",
         "--set", "strict_estimates=false",
-        "--set", "kernelgan.n_crop_positions=20", "--set", "kernelgan.input_crop=32", "--set", "kernelgan.shave=0"]
+        "--set", "kernelgan.n_crop_positions=20", "--set", "kernelgan.input_crop=32", "--set", "kernelgan.shave=0",
+        "--device", "cpu"]
 IMAGES = ["astronaut", "chelsea"]
 
 

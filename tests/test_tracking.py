@@ -149,7 +149,7 @@ def test_a_run_whose_logging_fails_is_marked_failed_not_left_half_written(tracke
     assert len(logged) == 6000 and logged.startswith(str(tmp_path)) and logged.endswith("...")
     evaluation = make_evaluation()
     evaluation.metrics["psnr_y"] = "not a number"
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="could not convert string to float: 'not a number'"):
         tracker.finish_job(run_id, job, evaluation)
     run = MlflowClient(sqlite_uri).get_run(run_id)
     assert run.info.status == "FAILED"
@@ -205,7 +205,7 @@ def test_check_reachable_fails_fast_and_clearly(tmp_path):
     start = time.monotonic()
     with pytest.raises(TrackingUnavailable, match=f"cannot reach the MLflow tracking server at {closed}"):
         check_reachable(closed, timeout_s=2.0)
-    assert time.monotonic() - start < 5.0
+    assert time.monotonic() - start < 30  # generous for a loaded machine; MLflow's own retries take minutes
 
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")

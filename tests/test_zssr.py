@@ -172,13 +172,15 @@ def test_original_configuration_augments_fathers_without_losing_them_to_black_bo
     trainer = trainer_for(lr, cfg, variant=cfg.zssr.original)
     windows = np.lib.stride_tricks.sliding_window_view(lr, (32, 32, 3))[..., 0, :, :, :]
     plain, black = 0, []
-    for _ in range(40):
+    for _ in range(100):
         father, weights = trainer._father()
         assert weights is None and father.shape == (1, 3, 32, 32)
         assert 0.0 <= father.min() and father.max() <= 1.0
         plain += bool(np.any(np.all(np.abs(windows - to_numpy(father)) < 1e-6, axis=(-3, -2, -1))))
         black.append(float((father == 0).all(dim=1).float().mean()))
-    assert 0 < plain < 20  # 5% as is, some flips land on a plain crop; most are rotated or warped
+    # 5% as is and 1 in 8 of the 45% rotations/flips is a plain crop (~11 of 100; none with odds
+    # of 1e-5); most are rotated, flipped or warped
+    assert 0 < plain < 50
     assert np.mean(black) < 0.05  # warped crops are drawn inside the scaled image
 
 
