@@ -431,12 +431,12 @@ class _Scheduler:
         if problems:
             raise SweepError(unusable(host, problems, self.unshipped))
 
-    def _check_nodes(self) -> None:
-        """At most every NODE_CHECK_S: say which nodes died; on a Ray that cannot grow, a death that
+    def _check_nodes(self, force: bool = False) -> None:
+        """At most every NODE_CHECK_S (``force``: now): say which nodes died; on a Ray that cannot grow, a death that
         leaves no node able to run a job ends the sweep (NodeLost) instead of waiting for workers
         that cannot start. Elsewhere the dead node's jobs are retried as their workers' deaths come in."""
         now = time.monotonic()
-        if now - self.nodes_checked < NODE_CHECK_S:
+        if now - self.nodes_checked < NODE_CHECK_S and not force:
             return
         self.nodes_checked = now
         alive = alive_nodes()
@@ -476,6 +476,7 @@ class _Scheduler:
         try:
             while self.queue or self.tasks:
                 if not self.idle and not self.tasks and not self.starting:
+                    self._check_nodes(force=True)  # a dead node is the likely reason: say so
                     raise SweepError("every worker died while starting; see the Ray logs")
                 self._dispatch()
                 waiting = list(self.tasks) + list(self.starting)
