@@ -45,7 +45,8 @@ def store(tmp_path_factory):
     protocols = [make_dataset(one, root / name, name, scales=(2,)) for name in ("gaussian8", "bicubic")]
     uri = f"sqlite:///{root / 'mlflow.db'}"
     grid_sweep = {"data": "data", "methods": ["bicubic", "zssr"], "preset": "quick", "experiment": "grid",
-                  "tracking_uri": uri, "set": dict(a.split("=") for a in TINY[3::2]), "grid": {"zssr.iters": [5, 10]}}
+                  "tracking_uri": uri, "device": "cpu", "grid": {"zssr.iters": [5, 10]},
+                  "set": dict(value.split("=") for flag, value in zip(TINY, TINY[1:]) if flag == "--set")}
     (root / "grid.yaml").write_text(yaml.safe_dump(grid_sweep), encoding="utf-8")
     ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level="WARNING")  # one Ray, three sweeps
     try:
