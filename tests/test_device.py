@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 import torch
 
-from zssrgan.device import cpu_model, device_name, resolve_device
+from zssrgan.device import device_name, resolve_device
 from zssrgan.io import save_image
 
 
 def test_cpu_is_always_available_and_unknown_names_are_refused():
     assert resolve_device("cpu") == torch.device("cpu")
-    assert device_name(torch.device("cpu")) == f"{cpu_model()} ({os.cpu_count()} cores)"
+    assert device_name(torch.device("cpu")).endswith(f" ({os.cpu_count()} cores)")  # timings name their CPU
     with pytest.raises(ValueError, match="unknown device 'tpu'; choose one of: auto, cpu, cuda"):
         resolve_device("tpu")
 

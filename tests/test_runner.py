@@ -346,8 +346,9 @@ def test_an_unreachable_tracking_server_is_reported_in_seconds_before_any_traini
     # generous for a loaded machine; MLflow's own retries would take minutes
     assert code == 2 and time.monotonic() - start < 60
     assert f"cannot reach the MLflow tracking server at http://127.0.0.1:{port}" in capfd.readouterr().err
-    with pytest.raises(TrackingUnavailable, match=f"cannot reach the MLflow tracking server at http://127.0.0.1:{port}"):
-        run_sweep(_spec(dataset, f"http://127.0.0.1:{port}"))
+    unreachable = f"http://127.0.0.1:{port}"
+    with pytest.raises(TrackingUnavailable, match=f"cannot reach the MLflow tracking server at {unreachable}"):
+        run_sweep(_spec(dataset, unreachable))
     assert _worker_names() <= workers_before  # no worker was started
 
 
