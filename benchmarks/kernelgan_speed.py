@@ -15,6 +15,7 @@ import argparse
 import json
 import time
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -34,17 +35,18 @@ OUT = Path(__file__).parent / "out"
 class LiteralKernelGAN:
     """KernelGAN written the straightforward way (see the module docstring); the timing baseline."""
 
-    def __init__(self, image: np.ndarray, cfg, seed: int) -> None:
+    def __init__(self, image: np.ndarray, cfg, seed: int, device: torch.device = torch.device("cpu")) -> None:
         rng = np.random.default_rng(seed)
         torch.manual_seed(seed)
-        self.cfg, self.image = cfg, prepare_image(image, cfg, real=False)
-        self.G, self.D = Generator(cfg.g_channels), Discriminator(cfg.d_channels, cfg.d_blocks)
+        self.cfg, self.image, self.device = cfg, prepare_image(image, cfg, real=False), device
+        self.G = Generator(cfg.g_channels).to(device)
+        self.D = Discriminator(cfg.d_channels, cfg.d_blocks).to(device)
         self.g_corners = sample_crops(self.image, cfg.input_crop, cfg.n_crop_positions, rng, downscaled=True)
         self.d_corners = sample_crops(self.image, 26, cfg.n_crop_positions, rng)
         self.opt_g = torch.optim.Adam(self.G.parameters(), lr=cfg.lr_g, betas=(cfg.beta1, 0.999), foreach=False)
         self.opt_d = torch.optim.Adam(self.D.parameters(), lr=cfg.lr_d, betas=(cfg.beta1, 0.999), foreach=False)
-        self.bicubic = torch.tensor(BICUBIC_X2, dtype=torch.float32)
-        self.mask = torch.tensor(boundaries_mask(13), dtype=torch.float32)
+        self.bicubic = torch.tensor(BICUBIC_X2, dtype=torch.float32, device=device)
+        self.mask = torch.tensor(boundaries_mask(13), dtype=torch.float32, device=device)
         self.lambdas = [cfg.lambda_bicubic, cfg.lambda_sum2one, cfg.lambda_boundaries, cfg.lambda_centralized,
                         cfg.lambda_sparse]
         self.below = 0
@@ -52,7 +54,7 @@ class LiteralKernelGAN:
     def _crop(self, corners: np.ndarray, i: int, size: int, noise: float) -> torch.Tensor:
         top, left = corners[i % len(corners)]
         crop = self.image[top:top + size, left:left + size] + np.random.randn(size, size, 3) * noise
-        return torch.tensor(np.transpose(crop, (2, 0, 1)) * 2.0 - 1.0, dtype=torch.float32)[None]
+        return torch.tensor(np.transpose(crop, (2, 0, 1)) * 2.0 - 1.0, dtype=torch.float32, device=self.device)[None]
 
     def _g(self, x: torch.Tensor) -> torch.Tensor:
         return self.G(x.transpose(0, 1)).transpose(0, 1)
@@ -86,6 +88,15 @@ def synthetic_image(rows: int, cols: int, seed: int = 0) -> np.ndarray:
     return np.repeat(np.repeat(blocks, 8, 0), 8, 1)[:rows, :cols].astype(np.float32)
 
 
+def step_functions(image: np.ndarray, cfg, device: torch.device) -> dict[str, Callable[[int], object]]:
+    """The production step, the same with the layer-by-layer G, and the literal step, on ``device``."""
+    fast = KernelGANTrainer(image, cfg.kernelgan, device=device, rng=np.random.default_rng(0))
+    layered_cfg = set_value(cfg, "kernelgan.fast_generator", False).kernelgan
+    layered = KernelGANTrainer(image, layered_cfg, device=device, rng=np.random.default_rng(0))
+    literal = LiteralKernelGAN(image, cfg.kernelgan, seed=0, device=device)
+    return {"production": fast.step, "production, layer-by-layer G": layered.step, "literal": literal.step}
+
+
 def time_blocks(steppers: dict, blocks: int, block_steps: int) -> dict[str, dict[str, float]]:
     """Median wall and CPU (process) seconds per step of each stepper, timed in alternating blocks.
 
@@ -117,12 +128,7 @@ def main() -> None:
     image = synthetic_image(*args.size)
     cfg = preset("paper")
     device = torch.device(args.device)
-    fast = KernelGANTrainer(image, cfg.kernelgan, device=device, rng=np.random.default_rng(0))
-    layered_cfg = set_value(cfg, "kernelgan.fast_generator", False).kernelgan
-    layered = KernelGANTrainer(image, layered_cfg, device=device, rng=np.random.default_rng(0))
-    literal = LiteralKernelGAN(image, cfg.kernelgan, seed=0)
-    per_step = time_blocks({"production": fast.step, "production, layer-by-layer G": layered.step,
-                            "literal": literal.step}, args.blocks, args.block_steps)
+    per_step = time_blocks(step_functions(image, cfg, device), args.blocks, args.block_steps)
 
     full_cfg = cfg if args.full_iters is None else set_value(cfg, "kernelgan.iters", args.full_iters)
     full_cfg = set_value(full_cfg, "device", args.device)

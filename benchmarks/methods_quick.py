@@ -17,14 +17,14 @@ from pathlib import Path
 import numpy as np
 
 from zssrgan.config import apply_overrides, preset
-from zssrgan.datasets import centred_for_x2
 from zssrgan.device import device_name, resolve_device, set_threads
 from zssrgan.io import load_image
 from zssrgan.kernels import matlab_bicubic_kernel, sample_div2krk_kernel
 from zssrgan.methods import METHODS, run_method
 from zssrgan.metrics import evaluate
+from zssrgan.protocols import centred_for
 from zssrgan.resize import imresize
-from zssrgan.train.kernelgan import estimate_kernel
+from zssrgan.estimators import run_estimator
 
 HERE = Path(__file__).resolve().parent
 CLASSIC = HERE / "data" / "classic"
@@ -39,8 +39,8 @@ def centre_crop(image: np.ndarray, size: int) -> np.ndarray:
 
 def degradations(hr: np.ndarray, name: str) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """``{label: (lr, true x2 kernel)}``: a DIV2KRK kernel (seeded by the name, centred for x2 as
-    ``zssrgan.datasets`` degrades) and MATLAB bicubic (whose kernel the oracle gets)."""
-    kernels = {"div2krk": centred_for_x2(sample_div2krk_kernel(np.random.default_rng(sum(map(ord, name))))),
+    ``zssrgan.protocols`` degrades) and MATLAB bicubic (whose kernel the oracle gets)."""
+    kernels = {"div2krk": centred_for(sample_div2krk_kernel(np.random.default_rng(sum(map(ord, name)))), 2),
                "bicubic": matlab_bicubic_kernel(2)}
     return {label: (np.clip(imresize(hr, scale=0.5, kernel=k), 0, 1).astype(np.float32), k)
             for label, k in kernels.items()}
@@ -63,19 +63,19 @@ def main() -> None:
         hr = centre_crop(load_image(CLASSIC / f"{name}.png"), args.size)
         for label, (lr, kernel) in degradations(hr, name).items():
             start, cpu = time.perf_counter(), time.process_time()
-            estimate = estimate_kernel(lr, scale=2, cfg=cfg)
+            estimate = run_estimator(lr, 2, cfg, discriminator=True)
             kernelgan_s, kernelgan_cpu_s = time.perf_counter() - start, time.process_time() - cpu
             for method in methods:
                 cpu = time.process_time()
                 result = run_method(method, lr, 2, cfg, kernels={2: kernel},
-                                    estimate=estimate if METHODS[method].uses_estimate else None)
+                                    estimate=estimate if METHODS[method].shares_estimate else None)
                 metrics = evaluate(result.sr, lr, 2, gt=hr, kernel_used=result.kernel, true_kernel=kernel)
                 rows.append({"image": name, "degradation": label, "method": method,
                              "psnr_y": metrics["psnr_y"], "ssim_y": metrics["ssim_y"],
                              "sharpness": metrics["sharpness"], "time_s": result.timings["total"],
                              "cpu_s": time.process_time() - cpu,
-                             "kernelgan_s": kernelgan_s if METHODS[method].uses_estimate else 0.0,
-                             "kernelgan_cpu_s": kernelgan_cpu_s if METHODS[method].uses_estimate else 0.0})
+                             "kernelgan_s": kernelgan_s if METHODS[method].shares_estimate else 0.0,
+                             "kernelgan_cpu_s": kernelgan_cpu_s if METHODS[method].shares_estimate else 0.0})
                 r = rows[-1]
                 print(f"{name:10s} {label:8s} {method:15s} {r['psnr_y']:6.2f} dB  SSIM {r['ssim_y']:.4f}  "
                       f"sharp {r['sharpness']:.4f}  {r['time_s']:5.1f} s wall, {r['cpu_s']:5.1f} s CPU "

@@ -29,7 +29,7 @@ sys.path.insert(0, str(HERE.parent))  # run from a checkout without installing
 from cluster.driver import run_sweep  # noqa: E402
 from cluster.jobs import SweepSpec  # noqa: E402
 from zssrgan.cli.run_cmd import parse_grid  # noqa: E402
-from zssrgan.datasets import PROTOCOLS, discover, make_dataset  # noqa: E402
+from zssrgan.datasets import MANIFEST, PROTOCOLS, discover, make_dataset  # noqa: E402
 from zssrgan.io import load_image, save_image  # noqa: E402
 from zssrgan.methods import METHODS  # noqa: E402
 from zssrgan.report import own_folder  # noqa: E402
@@ -98,6 +98,8 @@ def prepare_dataset(args: argparse.Namespace, work: Path, scales: tuple[int, ...
                         target = work / "data" / path.relative_to(data)
                         target.parent.mkdir(parents=True, exist_ok=True)
                         shutil.copy2(path, target)
+        if (data / MANIFEST).is_file():  # the protocol and kernel widths (it may describe more images)
+            shutil.copy2(data / MANIFEST, work / "data" / MANIFEST)
         return work / "data"
     sources = select(discover(args.make_from, min(scales)), args)
     (work / "src").mkdir()

@@ -6,9 +6,11 @@ job hands its estimate to the jobs that reuse it through Ray's object store (the
 fetches it); the reference is dropped once the last of them is done.
 
 Resuming: jobs whose key has a FINISHED run are skipped, and a retried job reuses its run, so a key
-never gets a second FINISHED run. When an estimate's run is FINISHED but some of its dependants are
-not, the estimate is computed again once, untracked (no second run; deterministic under its seed on
-CPU), because the discriminator the ZSSRGAN modes reuse is not stored in MLflow.
+never gets a second FINISHED run (unless ``rerun`` asks for the jobs finished by other code, another
+git commit or zssrgan version, to run again; reports keep a key's latest run). When an estimate's
+run is FINISHED but some of its dependants are not, the estimate is computed again once, untracked
+(no second run; deterministic under its seed on CPU), because the discriminator the ZSSRGAN modes
+reuse is not stored in MLflow.
 
 Failures stay local: a method's exception ends its run FAILED with the reason; the dependants of a
 failed estimate fail with that reason; a job whose worker died is retried on a fresh actor up to
@@ -16,7 +18,9 @@ failed estimate fail with that reason; a job whose worker died is retried on a f
 ``status == "KILLED"``; the next run of the same sweep does the rest. A tracking store that stops
 answering mid-sweep stops it with :class:`~cluster.store.TrackingLost`, saying what was kept:
 the runs recorded before stay as they are, the jobs in flight are left RUNNING unrecorded, and the
-next run of the same sweep marks those KILLED and runs them again.
+next run of the same sweep marks those KILLED and runs them again. A Ray node that dies under a
+sweep on a Ray it started itself (one machine: nothing else can take the jobs) stops it within
+seconds with :class:`NodeLost`: the running jobs are marked KILLED, the next run does them.
 """
 from __future__ import annotations
 
@@ -35,32 +39,41 @@ from ray.autoscaler.sdk import request_resources
 from ray.exceptions import ObjectLostError, RayActorError, RayTaskError, WorkerCrashedError
 
 from zssrgan.config import flatten
+from zssrgan.errors import UserError
 
-from .jobs import Job, Sweep, SweepSpec, base_config, expand
+from .jobs import Job, Sweep, SweepSpec, base_config, expand, sweep_yaml
+from .plugins import shipped_modules, sweep_plugins, unusable
 from .records import grid_tag
-from .store import TrackingLost, bounded_mlflow_retries, check_reachable
+from .store import TrackingLost, bounded_mlflow_retries, check_reachable, ui_hint
 from .tracking import Tracker
 from .worker import JobFailure, Worker
 
 SUMMARY_METRICS = ("psnr_y", "ssim_y", "kernel_error", "time_total")
 WORKER_START_TIMEOUT_S = 600.0  # a cluster may need to scale up before an actor can be placed
+NODE_CHECK_S = 2.0  # how often the loop asks Ray which nodes are alive (Ray marks a dead one in ~15 s)
+FAILED_LISTED = 5  # jobs named per cause of failure in the summary
 
 
-class SweepError(RuntimeError):
+class SweepError(UserError, RuntimeError):
     """The sweep cannot run at all (no worker fits the cluster, none could be started)."""
+
+
+class NodeLost(SweepError):
+    """A Ray node died and no node left can run a job (a Ray started by the sweep cannot grow)."""
 
 
 # --------------------------------------------------------------------------------------------
 # Ray
 
 
-def connect(address: Optional[str]) -> bool:
+def connect(address: Optional[str], py_modules: Optional[list[str]] = None) -> bool:
     """Join ``address`` (``auto``, ``ray://...``) or start a local Ray with this machine's CPUs and
-    GPUs; an already joined Ray is reused. True when this call started or joined it."""
+    GPUs, shipping ``py_modules`` to its workers; an already joined Ray is reused (nothing is
+    shipped then). True when this call started or joined it."""
     if ray.is_initialized():
         return False
     ray.init(address=address or "local", logging_level=logging.WARNING, include_dashboard=False,
-             log_to_driver=False)
+             log_to_driver=False, runtime_env={"py_modules": py_modules} if py_modules else None)
     return True
 
 
@@ -70,6 +83,11 @@ def _slots(resources: dict, per_cpu: float, per_gpu: float) -> int:
     return min(count, int(resources.get("GPU", 0.0) // per_gpu + 1e-9)) if per_gpu > 0 else count
 
 
+def alive_nodes() -> dict[str, dict]:
+    """Node id -> ``ray.nodes()`` entry, of the nodes Ray counts alive."""
+    return {node["NodeID"]: node for node in ray.nodes() if node.get("Alive")}
+
+
 def worker_shape(spec: SweepSpec, n_jobs: int, can_grow: bool = True) -> tuple[int, float, float, int]:
     """(number of actors, CPUs each, GPUs each, how many of them fit the cluster now).
 
@@ -77,7 +95,7 @@ def worker_shape(spec: SweepSpec, n_jobs: int, can_grow: bool = True) -> tuple[i
     honoured beyond what fits now: the other actors wait until the cluster has room, which an
     autoscaling cluster makes for them (see :func:`ask_autoscaler`)."""
     # an actor lives on one node: what fits is counted node by node, not from the cluster's totals
-    nodes = [node["Resources"] for node in ray.nodes() if node.get("Alive")]
+    nodes = [node["Resources"] for node in alive_nodes().values()]
     cpus, gpus = (sum(node.get(name, 0.0) for node in nodes) for name in ("CPU", "GPU"))
     per_cpu = float(spec.cpus_per_job)
     per_gpu = (1.0 if gpus > 0 else 0.0) if spec.gpus_per_job is None else float(spec.gpus_per_job)
@@ -169,19 +187,38 @@ class _Group:
 
 
 def format_summary(summary: dict[str, Any]) -> str:
-    """The per-method table of a finished sweep and where to look at the runs."""
+    """The per-method table of a finished sweep, its failed jobs by cause, and where to look at the runs."""
     header = ["method", "estimator", "scale", "grid", "done", "failed", *SUMMARY_METRICS]
     rows = [[str(r.get(h, "")) if not isinstance(r.get(h), float) else f"{r[h]:.4g}" for h in header]
             for r in summary["table"]]
+    other = summary.get("other_code", 0)
+    skipped = f"skipped; {other} of them by other code, --rerun runs them again" if other else "skipped"
     lines = [f"sweep {summary['sweep_id']}: {summary['finished']} finished, {summary['failed']} failed, "
              f"{summary['killed']} killed, {summary['already_finished']} already finished "
-             f"(skipped), {summary['retries']} retries, {summary['seconds']:.1f} s"]
+             f"({skipped}), {summary['retries']} retries, {summary['seconds']:.1f} s"]
     if rows:
         widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
         lines.append("  ".join(h.ljust(w) for h, w in zip(header, widths)) + "   (jobs of this run, means)")
         lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in rows]
+    if summary.get("failures"):
+        lines.append("failed jobs, by cause:")
+        for group in summary["failures"]:
+            jobs, more = group["jobs"][:FAILED_LISTED], len(group["jobs"]) - FAILED_LISTED
+            lines.append(f"  {group['cause']}")
+            lines.append("    " + "; ".join(jobs) + (f"; and {more} more" if more > 0 else ""))
     lines.append(f"runs: {summary['look']}")
     return "\n".join(lines)
+
+
+def _job_label(job: Job) -> str:
+    """``method[estimator] on image x2 seed 0``, and the grid point when there is one."""
+    estimator, grid = f"[{job.estimator}]" if job.estimator else "", grid_tag(job.grid)
+    return f"{job.method}{estimator} on {job.item.name} x{job.scale} seed {job.seed}" + (f" ({grid})" if grid else "")
+
+
+def _first_line(error: str, limit: int = 300) -> str:
+    line = (error.strip().splitlines() or ["unknown error"])[0]
+    return line if len(line) <= limit else line[: limit - 3] + "..."
 
 
 def format_jobs(sweep: Sweep) -> str:
@@ -194,12 +231,6 @@ def format_jobs(sweep: Sweep) -> str:
     lines.append(f"{len(sweep.jobs)} jobs, sweep {sweep.sweep_id}")
     lines += [f"skipped: {reason}" for reason in sweep.skipped]
     return "\n".join(lines)
-
-
-def ui_hint(tracking_uri: str) -> str:
-    if tracking_uri.startswith(("http://", "https://")):
-        return f"open {tracking_uri}"
-    return f"mlflow ui --backend-store-uri {tracking_uri}"
 
 
 # --------------------------------------------------------------------------------------------
@@ -229,6 +260,8 @@ class _Scheduler:
     def __init__(self, sweep: Sweep, spec: SweepSpec, tracker: Tracker, finished: set[str],
                  stream: TextIO) -> None:
         self.spec, self.tracker, self.stream = spec, tracker, stream
+        self.plugins = sweep_plugins(spec.methods, sweep)  # every worker loads them before its first job
+        self.unshipped: Optional[list[str]] = None  # modules to ship that Ray, already running, did not take
         self.queue: deque[tuple[Job, bool]] = deque()  # (job, tracked)
         self.estimates = {j.key: _Estimate(j) for j in sweep.jobs if j.kind == "estimate"}
         todo = [j for j in sweep.jobs if j.key not in finished]
@@ -251,6 +284,7 @@ class _Scheduler:
         self.starting: dict[Any, tuple[Any, float]] = {}  # ready() ref -> (actor, since)
         self.groups: dict[tuple[str, str, int, str], _Group] = {}
         self.counts = {"finished": 0, "failed": 0, "killed": 0, "retries": 0}
+        self.failures: dict[str, list[str]] = {}  # first line of the cause -> the jobs it failed
         self.actor_number = 0
         self.sweep_id = sweep.sweep_id
         self.interrupted = False
@@ -261,7 +295,7 @@ class _Scheduler:
     def _start_actor(self) -> None:
         self.actor_number += 1
         name = f"zssrgan-worker-{self.sweep_id}-{self.actor_number}-{uuid.uuid4().hex[:6]}"  # for `ray list actors`
-        actor = Worker.options(num_cpus=self.cpus, num_gpus=self.gpus, name=name).remote(self.cpus)
+        actor = Worker.options(num_cpus=self.cpus, num_gpus=self.gpus, name=name).remote(self.cpus, self.plugins)
         self.starting[actor.ready.remote()] = (actor, time.monotonic())
 
     # -- events ------------------------------------------------------------------------------
@@ -308,6 +342,7 @@ class _Scheduler:
     def _fail(self, task: _Task, error: str, traceback: str, metrics: Optional[dict[str, float]] = None) -> None:
         job = task.job
         if task.run_id is not None:
+            self.failures.setdefault(_first_line(error), []).append(_job_label(job))
             try:
                 self.tracker.fail_job(task.run_id, job, error, traceback, metrics)
             except TrackingLost:
@@ -322,6 +357,7 @@ class _Scheduler:
     def _estimate_failed(self, slot: _Estimate, error: str) -> None:
         reason = f"the {slot.job.estimator} kernel estimate this method reuses failed: {error}"
         for dependant in slot.waiting:
+            self.failures.setdefault(_first_line(error), []).append(f"{_job_label(dependant)} (its estimate failed)")
             self.tracker.fail_job(self._run_id(dependant), dependant, reason, reason)
             self._ended(dependant, None)
         slot.waiting.clear()
@@ -388,10 +424,35 @@ class _Scheduler:
     def _actor_ready(self, ref) -> None:
         actor, _ = self.starting.pop(ref)
         try:
-            ray.get(ref)
+            host, problems = ray.get(ref)
         except RayActorError:
             return  # it died while starting; its job slot is lost, the others go on
         self.idle.append(actor)
+        if problems:
+            raise SweepError(unusable(host, problems, self.unshipped))
+
+    def _check_nodes(self, force: bool = False) -> None:
+        """At most every NODE_CHECK_S (``force``: now): say which nodes died; on a Ray that cannot grow, a death that
+        leaves no node able to run a job ends the sweep (NodeLost) instead of waiting for workers
+        that cannot start. Elsewhere the dead node's jobs are retried as their workers' deaths come in."""
+        now = time.monotonic()
+        if now - self.nodes_checked < NODE_CHECK_S and not force:
+            return
+        self.nodes_checked = now
+        alive = alive_nodes()
+        dead = [self.nodes.pop(node_id) for node_id in list(self.nodes) if node_id not in alive]
+        self.nodes.update(alive)
+        if not dead:
+            return
+        where = ", ".join(f"{node['NodeID'][:12]} at {node.get('NodeManagerAddress', '?')}" for node in dead)
+        fits = sum(_slots(node["Resources"], self.cpus, self.gpus) for node in alive.values())
+        what = (f"Ray node {where} died (its raylet stopped: killed, out of memory or its machine lost; the "
+                "Ray logs there say which, /tmp/ray/session_latest/logs by default)")
+        if not fits and not self.can_grow:
+            raise NodeLost(f"{what}, and no node is left to run the sweep's jobs")
+        then = ("its jobs are retried on the other nodes" if fits else
+                f"no node left can run a job: waiting up to {WORKER_START_TIMEOUT_S:.0f} s for nodes to join")
+        self.stream.write(f"\n[zssrgan] {what}; {then}\n")
 
     def _check_starting(self) -> None:
         if self.tasks or self.idle or not self.starting:
@@ -403,8 +464,10 @@ class _Scheduler:
 
     # -- the loop ----------------------------------------------------------------------------
 
-    def run(self, workers: int, cpus: float, gpus: float, progress: Progress, ask_for_nodes: bool = False) -> None:
-        self.cpus, self.gpus = cpus, gpus
+    def run(self, workers: int, cpus: float, gpus: float, progress: Progress, ask_for_nodes: bool = False,
+            can_grow: bool = True) -> None:
+        self.cpus, self.gpus, self.can_grow = cpus, gpus, can_grow
+        self.nodes, self.nodes_checked = alive_nodes(), time.monotonic()
         for _ in range(workers):
             self._start_actor()
         self.asked_for_nodes = ask_for_nodes
@@ -413,6 +476,7 @@ class _Scheduler:
         try:
             while self.queue or self.tasks:
                 if not self.idle and not self.tasks and not self.starting:
+                    self._check_nodes(force=True)  # a dead node is the likely reason: say so
                     raise SweepError("every worker died while starting; see the Ray logs")
                 self._dispatch()
                 waiting = list(self.tasks) + list(self.starting)
@@ -421,6 +485,7 @@ class _Scheduler:
                     ready, _ = ray.wait(waiting, num_returns=len(waiting), timeout=0)
                 for ref in ready:
                     (self._collect if ref in self.tasks else self._actor_ready)(ref)
+                self._check_nodes()
                 self._check_starting()
                 running = sum(t.run_id is not None for t in self.tasks.values())
                 progress.show(self.counts["finished"], running, self.counts["failed"])
@@ -468,6 +533,7 @@ class _Scheduler:
             "jobs": self.total + self.already_finished,
             "already_finished": self.already_finished,
             "table": [g.row(*key) for key, g in sorted(self.groups.items())],
+            "failures": [{"cause": cause, "jobs": jobs} for cause, jobs in self.failures.items()],
         }
 
 
@@ -487,30 +553,41 @@ def _run_sweep(spec: SweepSpec, stream: Optional[TextIO]) -> dict[str, Any]:
 
     The summary holds ``status`` (FINISHED, or KILLED after Ctrl-C; failed jobs are counted),
     ``sweep_id``, ``parent_run_id``, the counts ``jobs``, ``finished``, ``failed``, ``killed``,
-    ``already_finished`` and ``retries``, ``seconds``, ``table`` (one row per method, scale and
-    grid point: jobs done/failed and mean ``psnr_y``, ``ssim_y``, ``kernel_error``, ``time_total``
-    of this run) and ``look`` (how to open the runs). Errors in the spec, the data or the tracking
-    store raise before any training starts.
+    ``already_finished`` and ``retries``, ``other_code`` (finished jobs made by other code, skipped
+    unless ``spec.rerun``), ``seconds``, ``table`` (one row per method, scale and grid point: jobs
+    done/failed and mean ``psnr_y``, ``ssim_y``, ``kernel_error``, ``time_total`` of this run),
+    ``failures`` (``{"cause": first line of the error, "jobs": [...]}`` per cause) and ``look``
+    (how to open the runs). Errors in the spec, the data or the tracking store raise before any
+    training starts; a Ray node lost under a sweep that cannot move its jobs raises
+    :class:`NodeLost` once the running jobs are marked KILLED.
     """
     start = time.monotonic()
     stream = stream or sys.stderr
     sweep = expand(spec)
     check_reachable(spec.tracking_uri)
     tracker = Tracker(spec.tracking_uri, spec.experiment)
-    finished = tracker.finished_keys()
+    finished = tracker.finished_jobs()
+    other_code = {job.key for job in sweep.jobs if finished.get(job.key) is False}
+    done = set(finished) - other_code if spec.rerun else set(finished)
     params = {"data": ",".join(spec.data), "methods": ",".join(spec.methods), "scales": spec.scales,
               "seeds": spec.seeds, "preset": spec.preset, "overrides": ";".join(spec.overrides),
               "grid": ";".join(f"{k}={','.join(map(str, v))}" for k, v in sorted(spec.grid.items())),
               "real": spec.real, "jobs": len(sweep.jobs),
               **{f"cfg.{k}": v for k, v in flatten(base_config(spec)).items()}}
-    parent_id = tracker.start_sweep(sweep.sweep_id, params)
-    scheduler = _Scheduler(sweep, spec, tracker, finished, stream)
+    parent_id = tracker.start_sweep(sweep.sweep_id, params, sweep_yaml(spec))
+    scheduler = _Scheduler(sweep, spec, tracker, done, stream)
     for reason in sweep.skipped:
         stream.write(f"[zssrgan] skipped: {reason}\n")
+    if other_code:
+        stream.write(f"[zssrgan] {len(other_code)} of the finished jobs were made by other code (another git commit "
+                     "or zssrgan version): " + ("running them again (--rerun)\n" if spec.rerun else
+                                                 "skipped; add --rerun to run them again\n"))
     started_ray = False
     try:
         if scheduler.queue or scheduler.total:
-            started_ray = connect(spec.address)
+            ship = shipped_modules(scheduler.plugins)
+            started_ray = connect(spec.address, ship)
+            scheduler.unshipped = None if started_ray else ship
             own_ray = started_ray and spec.address is None  # started here: it cannot grow
             workers, cpus, gpus, fits = worker_shape(spec, max(1, scheduler.total), can_grow=not own_ray)
             stream.write(f"[zssrgan] sweep {sweep.sweep_id}: {scheduler.total} jobs to run, "
@@ -520,7 +597,7 @@ def _run_sweep(spec: SweepSpec, stream: Optional[TextIO]) -> dict[str, Any]:
                 stream.write(f"[zssrgan] {fits} of the {workers} workers fit the cluster now; the others "
                              "start when it has room (an autoscaling cluster adds nodes for them)\n")
             scheduler.run(workers, cpus, gpus, Progress(scheduler.total, stream, spec.progress),
-                          ask_for_nodes=workers > fits)
+                          ask_for_nodes=workers > fits, can_grow=not own_ray)
     except TrackingLost as exc:
         raise TrackingLost(
             f"lost the tracking store during sweep {sweep.sweep_id}: {exc}. The jobs recorded FINISHED are kept "
@@ -531,6 +608,12 @@ def _run_sweep(spec: SweepSpec, stream: Optional[TextIO]) -> dict[str, Any]:
         status = "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED"
         with contextlib.suppress(Exception):
             tracker.end_sweep(status, {**scheduler.summary(), "error": f"{type(exc).__name__}: {exc}"})
+        if isinstance(exc, NodeLost):  # the running jobs were marked KILLED on the way out
+            raise NodeLost(
+                f"sweep {sweep.sweep_id} stopped: {exc}. Kept: the jobs recorded FINISHED "
+                f"({scheduler.counts['finished']} in this run, {scheduler.already_finished} before); the "
+                f"{scheduler.counts['killed']} jobs in progress were marked KILLED. Run the same command to resume: "
+                "it runs the jobs not recorded FINISHED and nothing else") from None
         raise
     finally:
         if started_ray:
@@ -538,6 +621,7 @@ def _run_sweep(spec: SweepSpec, stream: Optional[TextIO]) -> dict[str, Any]:
     summary = scheduler.summary()
     status = "KILLED" if scheduler.interrupted else "FINISHED"  # failed jobs are counted, not fatal
     summary.update(status=status, sweep_id=sweep.sweep_id, parent_run_id=parent_id,
-                   seconds=time.monotonic() - start, look=ui_hint(spec.tracking_uri))
+                   other_code=len(other_code & done), seconds=time.monotonic() - start,
+                   look=ui_hint(spec.tracking_uri, tracker.experiment_id))
     tracker.end_sweep(status, summary)
     return summary

@@ -15,14 +15,17 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Optional
 
-from zssrgan.config import Config, ConfigError, apply_overrides, flatten, preset, set_value
+import yaml
+
+from zssrgan.config import Config, ConfigError, apply_overrides, flatten, parse_assignment, preset, set_value
 from zssrgan.datasets import ImageItem, discover
+from zssrgan.errors import InputError
 from zssrgan.estimators import get_estimator
-from zssrgan.methods import DISCRIMINATOR, KERNEL, Method, applicable, get_method
+from zssrgan.methods import DISCRIMINATOR, Method, applicable, get_method, with_plugin_settings
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"  # the embedded default: a local file, artifacts beside it
 
@@ -43,7 +46,8 @@ class SweepSpec:
     the number of actors; by default as many as the cluster's resources allow now. On a cluster the
     sweep joins, a larger number is honoured (the other actors wait for an autoscaling cluster to
     add nodes); on a Ray the sweep starts itself, it is capped to what fits. ``progress``: print a
-    progress line on stderr.
+    progress line on stderr. ``rerun``: run again the jobs whose FINISHED run was made by other
+    code (another git commit or zssrgan version); by default they are skipped, and counted.
     """
 
     data: list[str]
@@ -62,6 +66,22 @@ class SweepSpec:
     max_retries: int = 2
     workers: Optional[int] = None
     progress: bool = True
+    rerun: bool = False
+
+
+def sweep_yaml(spec: SweepSpec) -> str:
+    """The sweep as a sweep file (``zssrgan run --config``): every setting, the data as absolute
+    paths, ``set`` as a mapping (the last value of a key given twice, the one that applies).
+    Attached to the sweep's parent run, so a sweep can be read back and run again."""
+    document = {}
+    for f in fields(spec):
+        if f.name == "overrides":
+            document["set"] = dict(parse_assignment(text) for text in spec.overrides)
+        elif f.name != "progress":
+            document[f.name] = getattr(spec, f.name)
+    document["data"] = [str(Path(p).expanduser().resolve()) for p in spec.data]
+    document["grid"] = {k: list(v) for k, v in spec.grid.items()}
+    return yaml.safe_dump(document, sort_keys=False)
 
 
 @dataclass(slots=True, eq=False)
@@ -134,8 +154,15 @@ def grid_points(grid: dict[str, list[Any]]) -> list[dict[str, Any]]:
     return [dict(zip(keys, values)) for values in itertools.product(*(grid[k] for k in keys))]
 
 
+def sections(spec: SweepSpec) -> Config:
+    """The preset with the settings sections of the sweep's plugins: what its overrides and grid set."""
+    return with_plugin_settings(preset(spec.preset), [m for m in spec.methods if m != ESTIMATE],
+                                spec.grid.get("estimator", []), spec.overrides)
+
+
 def base_config(spec: SweepSpec) -> Config:
-    cfg = apply_overrides(preset(spec.preset), spec.overrides)
+    """The preset with the sweep's plugins' settings sections and its overrides (not the grid)."""
+    cfg = apply_overrides(sections(spec), spec.overrides)
     return set_value(cfg, "real", True) if spec.real else cfg
 
 
@@ -167,14 +194,14 @@ def _job_settings(flat_cfg: dict[str, Any], point: dict[str, Any], method: Optio
 def expand(spec: SweepSpec) -> Sweep:
     """Every job of the sweep; bad methods, estimators, scales, config keys or data raise a clear error."""
     if not spec.data or not spec.methods:
-        raise ValueError("a sweep needs at least one --data path and one method")
+        raise InputError("a sweep needs at least one --data path and one method")
     if spec.workers is not None and spec.workers < 1:
-        raise ValueError(f"--workers must be at least 1, got {spec.workers}")
+        raise InputError(f"--workers must be at least 1, got {spec.workers}")
     requested = list(dict.fromkeys(spec.methods))
     methods = {name: get_method(name) for name in requested if name != ESTIMATE}
     scales = list(dict.fromkeys(int(s) for s in spec.scales))
     if any(s not in (2, 4) for s in scales):
-        raise ValueError(f"scales must be 2 or 4, got {scales}")
+        raise InputError(f"scales must be 2 or 4, got {scales}")
     configs = _configs(spec)
     for _, cfg in configs:
         get_estimator(cfg.estimator)  # an unknown name fails here, before anything runs
@@ -186,7 +213,7 @@ def expand(spec: SweepSpec) -> Sweep:
         flat, point = flatten(cfg), configs[i][0]
         plan = {name: applicable(name, cfg.estimator) or _job_settings(flat, point, method)
                 for name, method in methods.items()}
-        if ESTIMATE in requested or any(m.estimate in (KERNEL, DISCRIMINATOR) and not isinstance(plan[n], str)
+        if ESTIMATE in requested or any(m.shares_estimate and not isinstance(plan[n], str)
                                         for n, m in methods.items()):
             plan[ESTIMATE] = _job_settings(flat, point, None, discriminator)
         plans[i, seed] = plan
@@ -195,7 +222,7 @@ def expand(spec: SweepSpec) -> Sweep:
     jobs: list[Job] = []
     skipped: list[str] = []
     hashes: dict[Path, str] = {}
-    for path in map(Path, spec.data):
+    for path in (Path(p).expanduser().resolve() for p in spec.data):  # workers and reports may run elsewhere
         for scale in scales:
             for item in discover(path, scale):
                 if item.lr_path not in hashes:
@@ -211,18 +238,18 @@ def expand(spec: SweepSpec) -> Sweep:
                             estimate_key, "estimate", ESTIMATE, item, scale, seed, cfg, point, _dataset_name(path),
                             estimator=cfg.estimator, discriminator=discriminator))
                     for name, method in methods.items():
-                        if method.needs_kernel and not item.kernel_paths and item.gt_path is None:
-                            skipped.append(f"{name} on {item.name} x{scale}: no true kernel and no ground truth")
+                        gap = item.true_kernel_gap(scale) if method.needs_kernel else None
+                        if gap:
+                            skipped.append(f"{name} on {item.name} x{scale}: {gap}")
                             continue
                         if isinstance(plan[name], str):
                             skipped.append(f"{name} on {item.name} x{scale} with estimator {cfg.estimator}: "
                                            f"not applicable ({plan[name]})")
                             continue
                         digest, point = plan[name]
-                        shares = method.estimate in (KERNEL, DISCRIMINATOR)
                         jobs.append(Job(job_key(image_hash, name, scale, seed, digest), "method", name, item,
                                         scale, seed, cfg, point, _dataset_name(path),
-                                        estimate_key=estimate_key if shares else None,
+                                        estimate_key=estimate_key if method.shares_estimate else None,
                                         estimator=cfg.estimator if method.estimate else ""))
     ordered = _unique(list(estimates.values()) + jobs, skipped)
     sweep_id = hashlib.sha256("\n".join(sorted(j.key for j in ordered)).encode()).hexdigest()[:16]

@@ -45,6 +45,12 @@ def git_commit() -> str:
     return top[1]
 
 
+def made_by_this_code(params: dict[str, str]) -> bool:
+    """Whether a run's params name this checkout's git commit and zssrgan version."""
+    return (params.get("git_commit") == git_commit()
+            and params.get("version.zssrgan") == package_versions()["zssrgan"])
+
+
 def _truncate(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
@@ -68,6 +74,8 @@ def job_tags(job, parent_id: str) -> dict[str, str]:
         "zssrgan.scale": str(job.scale),
         "zssrgan.seed": str(job.seed),
         "zssrgan.grid": grid_tag(job.grid),
+        "zssrgan.protocol": job.item.protocol or "",
+        "zssrgan.kernel_width": "" if job.item.kernel_width is None else f"{job.item.kernel_width:g}",
         **({"zssrgan.estimator": job.estimator} if job.estimator else {}),
     }
 
@@ -87,6 +95,9 @@ def job_params(job) -> dict[str, str]:
         "dataset": job.dataset,
         "lr_path": job.item.lr_path,
         "gt_path": job.item.gt_path,
+        "protocol": job.item.protocol,
+        "kernel_width": job.item.kernel_width,
+        "noise": job.item.noise,
         **{f"cfg.{k}": v for k, v in flatten(job.cfg).items()},
         **{f"version.{k}": v for k, v in package_versions().items()},
         "git_commit": git_commit(),

@@ -6,14 +6,18 @@ from typing import Optional
 import pandas as pd
 from mlflow import MlflowClient
 
+from zssrgan.errors import InputError
+
+from .store import absolute_uri
 from .tracking import _check_sweep_id, _search_all
+
 
 def _client_and_experiment(tracking_uri: str, experiment: str) -> tuple[MlflowClient, str]:
     client = MlflowClient(tracking_uri=tracking_uri)
     found = client.get_experiment_by_name(experiment)
     if found is None:
         names = sorted(e.name for e in client.search_experiments())
-        raise ValueError(f"no MLflow experiment named {experiment!r} at {tracking_uri}; "
+        raise InputError(f"no MLflow experiment named {experiment!r} at {absolute_uri(tracking_uri)}; "
                          f"experiments there: {', '.join(names) or 'none'}")
     return client, found.experiment_id
 

@@ -14,13 +14,17 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Iterator, Optional
-from urllib.parse import urlparse
+from urllib.parse import quote, urlencode, urlparse
 
 from mlflow.environment_variables import (
     MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR,
     MLFLOW_HTTP_REQUEST_MAX_RETRIES,
     MLFLOW_HTTP_REQUEST_TIMEOUT,
 )
+
+from zssrgan.errors import UserError
+
+UI_HOST, UI_PORT = "127.0.0.1", 5000  # where `zssrgan ui` serves a store's runs by default
 
 # MLflow's own HTTP retries take about 4 minutes per call to give up on a server that refuses
 # connections (7 retries, backoff factor 2), and each attempt may wait 120 s for one that does not
@@ -31,7 +35,7 @@ HTTP_RETRY_DEFAULTS = {MLFLOW_HTTP_REQUEST_MAX_RETRIES.name: "5", MLFLOW_HTTP_RE
                        MLFLOW_HTTP_REQUEST_TIMEOUT.name: "20"}
 
 
-class TrackingUnavailable(RuntimeError):
+class TrackingUnavailable(UserError, RuntimeError):
     """The tracking store cannot be reached or written."""
 
 
@@ -53,6 +57,26 @@ def _local_store_path(tracking_uri: str) -> Optional[Path]:
     if parsed.scheme == "" or (len(parsed.scheme) == 1 and os.name == "nt"):  # a plain path
         return Path(tracking_uri)
     return None
+
+
+def absolute_uri(tracking_uri: str) -> str:
+    """A local store's URI with an absolute path (``sqlite:///mlflow.db`` is relative to the current
+    folder, so a command run elsewhere would look in another file); remote URIs unchanged."""
+    path = _local_store_path(tracking_uri)
+    if path is None:
+        return tracking_uri
+    return f"sqlite:///{path.resolve()}" if tracking_uri.startswith("sqlite:") else path.resolve().as_uri()
+
+
+def require_existing(tracking_uri: str) -> None:
+    """A reader (report, UI) must find a local store, not create an empty one where there is none:
+    the error names the absolute path it looked at."""
+    path = _local_store_path(tracking_uri)
+    if path is not None and not path.exists():
+        relative = "" if path.is_absolute() else f", relative to the current folder {Path.cwd()}"
+        raise TrackingUnavailable(
+            f"no MLflow store at {path.resolve()} (--tracking-uri {tracking_uri}{relative}): run this command "
+            "in the folder where `zssrgan run` ran, or give the store's absolute path (sqlite:////abs/path/mlflow.db)")
 
 
 def _check_writable_folder(tracking_uri: str, folder: Path) -> None:
@@ -140,3 +164,29 @@ def artifact_location(tracking_uri: str) -> Optional[str]:
         return (Path(tracking_uri[len("sqlite:///"):]).resolve().parent / "mlartifacts").as_uri()
     return None  # file stores keep them inside the store; servers decide for themselves
 
+
+
+# --------------------------------------------------------------------------------------------
+# where to look at the runs
+
+
+# The job runs of an experiment, best PSNR first: a filter on a tag every job run has lists them
+# side by side, where the sweep's parent run would otherwise hold them folded under one row.
+_RUNS_VIEW = urlencode({"workflowType": "machine_learning", "searchFilter": "tags.`zssrgan.method` LIKE '%'",
+                        "orderByKey": "metrics.`psnr_y`", "orderByAsc": "false"}, quote_via=quote)
+
+
+def runs_url(base_url: str, experiment_id: str) -> str:
+    """An experiment's job runs in MLflow's UI. ``workflowType=machine_learning`` opens the
+    model-training view: MLflow 3 remembers a GenAI / model-training choice per browser and may
+    start on its GenAI overview (traces, token usage) instead."""
+    return f"{base_url.rstrip('/')}/#/experiments/{experiment_id}/runs?{_RUNS_VIEW}"
+
+
+def ui_hint(tracking_uri: str, experiment_id: str) -> str:
+    """How to look at an experiment's runs: the link on a tracking server, else the ``zssrgan ui``
+    command for the store (by its absolute path) and the link it serves."""
+    if tracking_uri.startswith(("http://", "https://")):
+        return f"open {runs_url(tracking_uri, experiment_id)}"
+    return (f"zssrgan ui --tracking-uri {absolute_uri(tracking_uri)}, then open "
+            f"{runs_url(f'http://{UI_HOST}:{UI_PORT}', experiment_id)}")

@@ -24,13 +24,19 @@ from mlflow.environment_variables import MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT
 from mlflow.exceptions import MlflowException
 from mlflow.utils.validation import MAX_METRICS_PER_BATCH, MAX_PARAMS_TAGS_PER_BATCH, MAX_TAG_VAL_LENGTH
 
+from zssrgan.errors import InputError
+
 from .artifacts import write_artifacts
-from .records import _chunks, _param_text, _truncate, curve_metrics, job_metrics, job_params, job_tags, run_name
+from .records import (_chunks, _param_text, _truncate, curve_metrics, job_metrics, job_params, job_tags,
+                      made_by_this_code, run_name)
 from .store import TrackingLost, TrackingUnavailable, artifact_location, check_reachable
 
 ERROR_TAG_LENGTH = 500  # zssrgan.error stays one short, readable line; the traceback is an artifact
 _SWEEP_ID = re.compile(r"^[A-Za-z0-9._:-]{1,200}$")
 _PAGE = 1000
+# Marks an experiment as model training rather than GenAI (a plain tag on MLflow 2). MLflow 3.17's
+# UI still opens an experiment on a per-browser choice, which store.runs_url's link sets.
+EXPERIMENT_KIND = ("mlflow.experimentKind", "custom_model_development")
 
 
 def find_sweep_parent(client: MlflowClient, experiment_id: str, sweep_id: str):
@@ -42,7 +48,7 @@ def find_sweep_parent(client: MlflowClient, experiment_id: str, sweep_id: str):
 
 def _check_sweep_id(sweep_id: str) -> str:
     if not _SWEEP_ID.match(sweep_id):
-        raise ValueError(f"invalid sweep id {sweep_id!r}: use letters, digits, '.', '_', ':' or '-' (at most 200)")
+        raise InputError(f"invalid sweep id {sweep_id!r}: use letters, digits, '.', '_', ':' or '-' (at most 200)")
     return sweep_id
 
 
@@ -72,12 +78,15 @@ class Tracker:
     def _experiment(self, name: str) -> str:
         found = self.client.get_experiment_by_name(name)
         if found is not None and found.lifecycle_stage == "deleted":
-            raise ValueError(f"MLflow experiment {name!r} at {self.tracking_uri} was deleted: restore it "
+            raise InputError(f"MLflow experiment {name!r} at {self.tracking_uri} was deleted: restore it "
                              f"(mlflow experiments restore --experiment-id {found.experiment_id}) or use another name")
         if found is not None:
+            if EXPERIMENT_KIND[0] not in found.tags:  # created by an earlier version
+                self.client.set_experiment_tag(found.experiment_id, *EXPERIMENT_KIND)
             return found.experiment_id
         try:
-            return self.client.create_experiment(name, artifact_location=artifact_location(self.tracking_uri))
+            return self.client.create_experiment(name, artifact_location=artifact_location(self.tracking_uri),
+                                                 tags=dict([EXPERIMENT_KIND]))
         except MlflowException:  # created meanwhile by another driver
             found = self.client.get_experiment_by_name(name)
             if found is None:
@@ -86,9 +95,11 @@ class Tracker:
 
     # -- sweep ------------------------------------------------------------------------------
 
-    def start_sweep(self, sweep_id: str, params: dict) -> str:
-        """The parent run of ``sweep_id``. A resumed sweep reuses it (RUNNING again) and marks KILLED
-        the job runs its earlier driver left RUNNING when it was stopped without cleaning up."""
+    def start_sweep(self, sweep_id: str, params: dict, sweep_file: str = "") -> str:
+        """The parent run of ``sweep_id``, with ``sweep_file`` (the effective sweep as YAML) attached
+        as ``sweep.yaml``. A resumed sweep reuses it (RUNNING again, ``sweep.yaml`` replaced by the
+        latest command's) and marks KILLED the job runs its earlier driver left RUNNING when it was
+        stopped without cleaning up."""
         existing = find_sweep_parent(self.client, self.experiment_id, sweep_id)
         if existing is not None:
             self.parent_id = existing.info.run_id
@@ -96,15 +107,17 @@ class Tracker:
             orphans = f"tags.`mlflow.parentRunId` = '{self.parent_id}' AND attributes.status = 'RUNNING'"
             for run in list(_search_all(self.client, self.experiment_id, orphans)):
                 self.kill_job(run.info.run_id)
-            return self.parent_id
-        run = self.client.create_run(
-            self.experiment_id,
-            tags={"zssrgan.kind": "sweep", "zssrgan.sweep_id": sweep_id},
-            run_name=f"sweep-{sweep_id}",
-        )
-        self.parent_id = run.info.run_id
-        self._guarded(self.parent_id, lambda: self._log_params(
-            self.parent_id, {k: _param_text(v) for k, v in params.items()}))
+        else:
+            run = self.client.create_run(
+                self.experiment_id,
+                tags={"zssrgan.kind": "sweep", "zssrgan.sweep_id": sweep_id},
+                run_name=f"sweep-{sweep_id}",
+            )
+            self.parent_id = run.info.run_id
+            self._guarded(self.parent_id, lambda: self._log_params(
+                self.parent_id, {k: _param_text(v) for k, v in params.items()}))
+        if sweep_file:
+            self._guarded(self.parent_id, lambda: self.client.log_text(self.parent_id, sweep_file, "sweep.yaml"))
         return self.parent_id
 
     def end_sweep(self, status: str, summary: dict) -> None:
@@ -120,11 +133,16 @@ class Tracker:
             self.client.log_dict(self.parent_id, json.loads(json.dumps(summary, default=str)), "summary.json")
             self.client.set_terminated(self.parent_id, status)
 
-    def finished_keys(self) -> set[str]:
-        """Job keys of every FINISHED run of the experiment: a key is a content hash, so work done
-        by any earlier sweep with the same inputs need not be repeated."""
-        runs = _search_all(self.client, self.experiment_id, "attributes.status = 'FINISHED'")
-        return {run.data.tags["zssrgan.job_key"] for run in runs if "zssrgan.job_key" in run.data.tags}
+    def finished_jobs(self) -> dict[str, bool]:
+        """Job key -> made by this code, for every key with a FINISHED run in the experiment: a key
+        is a content hash, so work done by any earlier sweep with the same inputs need not be
+        repeated. False when each of its FINISHED runs names another git commit or zssrgan version."""
+        out: dict[str, bool] = {}
+        for run in _search_all(self.client, self.experiment_id, "attributes.status = 'FINISHED'"):
+            key = run.data.tags.get("zssrgan.job_key")
+            if key is not None:
+                out[key] = out.get(key, False) or made_by_this_code(run.data.params)
+        return out
 
     # -- jobs -------------------------------------------------------------------------------
 

@@ -1,8 +1,9 @@
 """The Ray actor: one job slot that holds its device and runs one job at a time.
 
 The actor is long-lived (its CUDA context stays warm across jobs) and limits torch/OpenMP to its
-CPU share, since oversubscribed cores slow training many-fold. A job's own exception comes back as
-a :class:`JobFailure` with the traceback; only a dead worker surfaces as a Ray error.
+CPU share, since oversubscribed cores slow training many-fold. It loads the sweep's plugins as it
+starts, and says why it cannot before it takes any job. A job's own exception comes back as a
+:class:`JobFailure` with the traceback; only a dead worker surfaces as a Ray error.
 """
 from __future__ import annotations
 
@@ -20,6 +21,8 @@ from zssrgan.device import set_threads
 from zssrgan.estimators import EstimateFailed
 from zssrgan.evaluate import diagnostic_metrics, evaluate_estimate, evaluate_method
 from zssrgan.results import Evaluation, KernelEstimate
+
+from .plugins import load_problems
 
 
 @dataclass
@@ -53,14 +56,16 @@ def placement() -> tuple[str, str]:
 
 @ray.remote(max_restarts=0)
 class Worker:
-    def __init__(self, cpus: float) -> None:
+    def __init__(self, cpus: float, plugins: Optional[dict[str, list[str]]] = None) -> None:
         set_threads(int(cpus))
         if not ray.get_gpu_ids():  # no GPU share (--gpus-per-job 0): stay off the node's GPUs
             os.environ["CUDA_VISIBLE_DEVICES"] = ""
         self.host, self.gpu_note = placement()
+        self.problems = load_problems(plugins) if plugins else []
 
-    def ready(self) -> str:
-        return self.host
+    def ready(self) -> tuple[str, list[str]]:
+        """(host, why the sweep's plugins do not load here: empty when they do)."""
+        return self.host, self.problems
 
     def run(self, job, estimate: Optional[KernelEstimate], submitted_at: float
             ) -> tuple[Union[Evaluation, JobFailure], Optional[KernelEstimate]]:

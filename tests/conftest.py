@@ -1,23 +1,34 @@
-"""Shared fixtures: one torch thread, a real MLflow tracking server on 127.0.0.1, a throwaway sqlite store."""
+"""Shared fixtures: one torch thread, a real MLflow tracking server on 127.0.0.1, a throwaway sqlite
+store; tests marked ``cuda`` run only where torch sees a CUDA device."""
 from __future__ import annotations
 
 import contextlib
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 from typing import Iterator
 
 import pytest
+import torch
 
+from zssrgan.cli.ui_cmd import healthy, stop_group
 from zssrgan.device import set_threads
 
-SERVER_START_TIMEOUT_S = 120  # mlflow imports slowly and creates its tables on a busy 2-core CI box
+SERVER_START_TIMEOUT_S = 300  # mlflow imports slowly and creates its tables on a busy 2-core CI box
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked ``cuda`` are skipped, saying why, where torch sees no CUDA device."""
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs an NVIDIA GPU: torch.cuda.is_available() is False on this machine")
+    for item in items:
+        if item.get_closest_marker("cuda"):
+            item.add_marker(skip)
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -31,30 +42,6 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
-
-
-def _healthy(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url + "/health", timeout=2) as response:
-            return response.status == 200
-    except OSError:
-        return False
-
-
-def _stop_group(process: subprocess.Popen) -> None:
-    """SIGTERM to the server's process group, SIGKILL to whatever is left of it after 10 s."""
-    try:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        pass
-    except ProcessLookupError:
-        return
-    try:
-        os.killpg(process.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    process.wait()
 
 
 @contextlib.contextmanager
@@ -73,7 +60,7 @@ def running_mlflow_server(root: Path, port: int) -> Iterator[str]:
                               start_new_session=True)
     try:
         deadline = time.monotonic() + SERVER_START_TIMEOUT_S
-        while not _healthy(url):
+        while not healthy(url):
             if server.poll() is not None or time.monotonic() > deadline:
                 log.flush()
                 tail = (root / "server.log").read_text(errors="replace")[-3000:]
@@ -81,7 +68,7 @@ def running_mlflow_server(root: Path, port: int) -> Iterator[str]:
             time.sleep(0.5)
         yield url
     finally:
-        _stop_group(server)
+        stop_group(server)
         log.close()
 
 

@@ -12,16 +12,18 @@ from zssrgan.io import load_image
 from zssrgan.methods import METHODS
 
 TINY = ["--set", "zssr.iters=10", "--set", "zssr.crop=24", "--set", "kernelgan.iters=20", "--set", "strict_estimates=false",
-        "--set", "kernelgan.n_crop_positions=20", "--set", "kernelgan.input_crop=32", "--set", "kernelgan.shave=0"]
+        "--set", "kernelgan.n_crop_positions=20", "--set", "kernelgan.input_crop=32", "--set", "kernelgan.shave=0",
+        "--device", "cpu"]
 
 
-def test_demo_end_to_end(tmp_path, capsys):
+def test_demo_end_to_end(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
     out = tmp_path / "demo"
-    assert main(["demo", "--out", str(out), "--images", "2", "--size", "64", *TINY]) == 0
+    assert main(["demo", "--out", "demo", "--images", "2", "--size", "64", *TINY]) == 0  # a relative --out
     printed = capsys.readouterr().out
     index = out / "report" / "index.html"
     assert f"report: {index}" in printed
-    assert f"mlflow ui --backend-store-uri sqlite:///{out / 'mlflow.db'}" in printed
+    assert f"zssrgan ui --tracking-uri sqlite:///{out / 'mlflow.db'}, then open http://127.0.0.1:5000/#/" in printed
     table = pd.read_csv(out / "report" / "tables" / "methods.csv")
     labels = [f"{m} [kernelgan]" if METHODS[m].estimate else m for m in METHODS]
     assert list(table["method"]) == [*labels, "estimate [kernelgan]"]  # every method, one shared estimate per image

@@ -6,12 +6,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from zssrgan.auto import family_kernel, principal_axes, shrink
 from zssrgan.cli import main
 from zssrgan.config import apply_overrides, preset
 from zssrgan.cross_scale import cross_scale_sigma
 from zssrgan.estimators import ESTIMATORS, EstimateFailed, EstimatorError, run_estimator
 from zssrgan.io import load_image
-from zssrgan.kernels import isotropic_gaussian, kernel_shift, kernel_width
+from zssrgan.kernels import anisotropic_gaussian, isotropic_gaussian, kernel_shift, kernel_width, matlab_bicubic_kernel
 from zssrgan.methods import run_method
 from zssrgan.resize import imresize
 
@@ -70,3 +71,41 @@ def test_e2e_refuses_an_estimator_without_a_generator():
         run_method("zssrgan-e2e", _degraded("baby", 1.2, 96), 2, cfg)
     with pytest.raises(EstimatorError, match="unknown kernel estimator 'nope'"):
         run_method("kernelgan-zssr", _degraded("baby", 1.2, 96), 2, apply_overrides(cfg, ["estimator=nope"]))
+
+
+# ---- auto -----------------------------------------------------------------------------------------
+
+def test_principal_axes_recover_an_anisotropic_gaussian():
+    major, minor, theta = principal_axes(anisotropic_gaussian(21, 4.0, 1.0, np.radians(30)))
+    assert major == pytest.approx(2.0, rel=0.02) and minor == pytest.approx(1.0, rel=0.02)
+    assert np.degrees(theta) % 180 == pytest.approx(30, abs=1)
+
+
+def test_the_family_starts_at_the_cubic_kernel_and_widens_with_t():
+    assert np.array_equal(family_kernel(0.0), matlab_bicubic_kernel(2))
+    widths = [kernel_width(family_kernel(t)) for t in (0.0, 0.5, 1.0, 2.0)]
+    assert widths == sorted(widths) and widths[-1] > 2.0
+    assert [shrink(t, 0.5, 1.4) for t in (0.3, 0.5, 0.95, 1.4, 2.0)] == pytest.approx([0, 0, 0.7, 1.4, 2.0])
+
+
+def test_auto_reads_sharp_images_as_the_cubic_kernel_and_follows_the_blur():
+    """The cue alone (use_gan=false: closed form). Sharp bicubic-downscaled images get (nearly) the
+    cubic kernel on most images; a wider blur always reads wider."""
+    cfg = apply_overrides(preset("quick"), ["estimator=auto", "auto.use_gan=false"])
+    sharp, narrow, wide = [], [], []
+    for name in ("woman", "coastguard", "foreman", "head"):
+        hr = load_image(CLASSIC / f"{name}.png")[:400, :400]
+        bicubic = np.clip(imresize(hr, scale=0.5), 0, 1).astype(np.float32)
+        sharp.append(run_estimator(bicubic, 2, cfg).diagnostics["extra_blur"])
+        narrow.append(run_estimator(_degraded(name, 1.0, 400), 2, cfg).diagnostics["width"])
+        wide.append(run_estimator(_degraded(name, 2.2, 400), 2, cfg).diagnostics["width"])
+    assert sum(t <= 0.3 for t in sharp) >= 3
+    assert all(w > n + 0.3 for n, w in zip(narrow, wide))
+
+
+def test_an_oriented_family_kernel_has_the_axes_it_was_given():
+    """What auto builds from a GAN's axes: the cubic kernel plus an extra blur of that aspect and angle."""
+    kernel = family_kernel(2.0, aspect=3.0, theta=np.radians(120))
+    major, minor, theta = principal_axes(kernel)
+    assert major / minor > 2.0 and np.degrees(theta) % 180 == pytest.approx(120, abs=2)
+    assert kernel_width(kernel) == pytest.approx(kernel_width(family_kernel(2.0)), rel=0.05)  # same RMS width

@@ -9,11 +9,11 @@ import pytest
 from zssrgan.config import apply_overrides, preset
 from zssrgan.datasets import discover, make_dataset
 from zssrgan.evaluate import evaluate_estimate, evaluate_method
-from zssrgan.io import load_image, save_image
+from zssrgan.io import ImageError, load_image, save_image
 from zssrgan.methods import METHODS
 
 TINY = ["kernelgan.iters=20", "kernelgan.input_crop=32", "kernelgan.shave=0", "kernelgan.n_crop_positions=50",
-        "zssr.iters=10", "zssr.crop=24", "strict_estimates=false"]
+        "zssr.iters=10", "zssr.crop=24", "strict_estimates=false", "device=cpu"]
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -35,13 +35,6 @@ def div2krk(hr, tmp_path_factory):
 @pytest.fixture(scope="module")
 def cfg():
     return apply_overrides(preset("quick"), TINY)
-
-
-def _method(flag: str) -> str:
-    names = [name for name, m in METHODS.items() if getattr(m, flag)]
-    if not names:
-        pytest.skip(f"no method with {flag} is registered yet")
-    return names[0]
 
 
 def test_bicubic_on_a_div2krk_item_is_scored_against_ground_truth(div2krk, cfg):
@@ -71,9 +64,9 @@ def test_kernelgan_estimate_travels_in_the_evaluation_and_is_scored(div2krk, cfg
 
 
 def test_an_oracle_on_a_bicubic_protocol_set_gets_the_bicubic_kernel_and_no_kernel_error(hr, tmp_path, cfg):
-    oracle = _method("needs_kernel")
+    assert METHODS["zssr-oracle"].needs_kernel
     item = discover(make_dataset(hr, tmp_path / "bicubic", protocol="bicubic", scales=(2,)), 2)[0]
-    evaluation = evaluate_method(item, oracle, 2, cfg)
+    evaluation = evaluate_method(item, "zssr-oracle", 2, cfg)
     assert "psnr_y" in evaluation.metrics and "kernel_error" not in evaluation.metrics
     assert evaluation.true_kernel is None
 
@@ -86,5 +79,18 @@ def test_a_real_photo_gets_no_reference_metrics_only(hr, cfg):
 def test_a_corrupt_image_fails_with_its_path(tmp_path, cfg):
     bad = tmp_path / "broken.png"
     bad.write_bytes(b"\x89PNG\r\n\x1a\n not really")
-    with pytest.raises(Exception, match="broken.png"):
+    with pytest.raises(ImageError, match="broken.png.*not a readable image"):
         evaluate_method(discover(bad, 2)[0], "bicubic", 2, cfg)
+
+
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.cuda)])
+def test_zssr_with_the_true_kernel_beats_bicubic_interpolation_on_every_seed(div2krk, device):
+    """What the benchmark is for: a learned method, the quick preset, a 40x40 image degraded by an
+    anisotropic DIV2KRK-protocol kernel. Measured: +6.1 to +6.8 dB PSNR-Y over five seeds (AMD EPYC,
+    CPU); the margin asked here is 2 dB, on each of three seeds."""
+    bird = next(item for item in div2krk if item.name == "bird")
+    bicubic = evaluate_method(bird, "bicubic", 2, preset("quick")).metrics["psnr_y"]
+    for seed in (0, 1, 2):
+        cfg = apply_overrides(preset("quick"), [f"device={device}", f"seed={seed}"])
+        learned = evaluate_method(bird, "zssr-oracle", 2, cfg).metrics["psnr_y"]
+        assert learned > bicubic + 2.0, (seed, learned, bicubic)

@@ -80,6 +80,9 @@ def test_a_grid_over_a_key_a_method_does_not_read_runs_it_once(images):
     count = Counter(j.method for j in sweep.jobs)
     assert count == {"estimate": 2, "zssr": 2, "kernelgan-zssr": 2, "zssrgan-fixed": 4}
     assert not sweep.skipped  # sharing a job across grid points is not a duplicate to report
+    # the tag holds the part of the ablation point a job reads: none for the jobs shared by both values
+    assert {j.method for j in sweep.jobs if j.grid == {}} == {"estimate", "zssr", "kernelgan-zssr"}
+    assert Counter(j.grid["zssrgan.disc_ratio"] for j in sweep.jobs if j.grid) == {0.2: 2, 0.8: 2}
 
 
 def test_estimators_are_a_grid_key_and_e2e_is_not_applicable_without_a_generator(images):
@@ -101,13 +104,18 @@ def test_estimate_alone_records_estimates(images):
 
 
 def test_oracle_is_skipped_where_nothing_is_known_and_runs_on_a_bicubic_protocol_set(images, tmp_path):
-    oracles = [name for name, m in METHODS.items() if m.needs_kernel]
-    if not oracles:
-        pytest.skip("no method that needs the true kernel is registered yet")
-    real = expand(SweepSpec([str(images)], [oracles[0]]))
+    oracle = "zssr-oracle"
+    assert METHODS[oracle].needs_kernel
+    real = expand(SweepSpec([str(images)], [oracle]))
     assert not real.jobs and len(real.skipped) == 2 and "no true kernel" in real.skipped[0]
     bicubic_set = make_dataset(images, tmp_path / "bicubic", protocol="bicubic", scales=(2,))
-    assert len(expand(SweepSpec([str(bicubic_set)], [oracles[0]])).jobs) == 2
+    assert len(expand(SweepSpec([str(bicubic_set)], [oracle])).jobs) == 2
+    # gaussian8's x4 kernel is one blur, not two x2 steps: the gradual x4 oracle has no x2 kernel
+    gaussian8 = expand(SweepSpec([str(make_dataset(images, tmp_path / "g8", "gaussian8", (2, 4)))], [oracle],
+                                 scales=[2, 4]))
+    assert [(j.scale, j.item.kernel_width) for j in gaussian8.jobs][:2] == [(2, 0.8), (2, 0.9142857143)]
+    assert len(gaussian8.jobs) == 16 and len(gaussian8.skipped) == 16
+    assert "a_sig1.80 x4: the gaussian8 x4 kernel is not two x2 steps" in gaussian8.skipped[0]
 
 
 @pytest.mark.parametrize("change, error, words", [

@@ -27,7 +27,7 @@ def test_ray_accepts_the_config_as_ray_up_would(config):
 def test_the_validation_rejects_a_misspelt_field(config):
     broken = copy.deepcopy(config)
     broken["available_node_types"]["gpu_worker"]["max_worker"] = 4
-    with pytest.raises(jsonschema.ValidationError):
+    with pytest.raises(jsonschema.ValidationError, match="'max_worker' was unexpected"):
         validate_config(prepare_config(broken))
 
 

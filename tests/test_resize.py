@@ -168,7 +168,7 @@ def test_bad_images_get_a_clear_error():
         imresize_torch(torch.zeros(3, 8, 8), scale=2)
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+@pytest.mark.cuda
 def test_torch_on_cuda_agrees_with_cpu():
     image = torch.rand(1, 3, 40, 36, dtype=torch.float64)
     kernel = np.full((5, 5), 1 / 25)

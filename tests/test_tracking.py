@@ -113,6 +113,9 @@ def test_job_run_records_the_whole_schema_in_a_sqlite_store(tracker, sqlite_uri,
     check_logged_job(sqlite_uri, run_id, job, evaluation, parent)
     # artifacts sit beside the database, not in whatever folder the driver was started from
     assert list((tmp_path / "mlartifacts").rglob("sr.png"))
+    # MLflow 3's UI shows the experiment's runs, not its GenAI overview
+    experiment = MlflowClient(sqlite_uri).get_experiment(tracker.experiment_id)
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
 
 
 def test_failed_and_killed_runs_are_closed_and_not_counted_as_finished(tracker, sqlite_uri, tmp_path):
@@ -134,7 +137,7 @@ def test_failed_and_killed_runs_are_closed_and_not_counted_as_finished(tracker, 
     with tempfile.TemporaryDirectory() as folder:
         assert Path(client.download_artifacts(failed_id, "traceback.txt", folder)).read_text() == trace
     assert client.get_run(killed_id).info.status == "KILLED"
-    assert tracker.finished_keys() == {"done"}
+    assert tracker.finished_jobs() == {"done": True}  # made by this code
 
 
 def test_a_run_whose_logging_fails_is_marked_failed_not_left_half_written(tracker, sqlite_uri, tmp_path):
@@ -146,12 +149,12 @@ def test_a_run_whose_logging_fails_is_marked_failed_not_left_half_written(tracke
     assert len(logged) == 6000 and logged.startswith(str(tmp_path)) and logged.endswith("...")
     evaluation = make_evaluation()
     evaluation.metrics["psnr_y"] = "not a number"
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="could not convert string to float: 'not a number'"):
         tracker.finish_job(run_id, job, evaluation)
     run = MlflowClient(sqlite_uri).get_run(run_id)
     assert run.info.status == "FAILED"
     assert "not a number" in run.data.tags["zssrgan.error"]
-    assert tracker.finished_keys() == set()
+    assert tracker.finished_jobs() == {}
 
 
 def test_resuming_a_sweep_reuses_its_parent_run(sqlite_uri, tmp_path):
@@ -202,7 +205,7 @@ def test_check_reachable_fails_fast_and_clearly(tmp_path):
     start = time.monotonic()
     with pytest.raises(TrackingUnavailable, match=f"cannot reach the MLflow tracking server at {closed}"):
         check_reachable(closed, timeout_s=2.0)
-    assert time.monotonic() - start < 5.0
+    assert time.monotonic() - start < 30  # generous for a loaded machine; MLflow's own retries take minutes
 
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
@@ -234,5 +237,5 @@ def test_logging_through_a_real_mlflow_server(mlflow_server, tmp_path):
     run_id = tracker.start_job(job)
     tracker.finish_job(run_id, job, evaluation)
     check_logged_job(mlflow_server, run_id, job, evaluation, parent)
-    assert tracker.finished_keys() == {"server-job"}
+    assert tracker.finished_jobs() == {"server-job": True}
     assert list(load_runs(mlflow_server, "zssrgan-server-test")["run_id"]) == [run_id]

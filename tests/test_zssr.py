@@ -94,14 +94,20 @@ def test_policy_keeps_the_rate_while_the_loss_clearly_falls_even_when_noisy():
     assert np.sqrt(cov[0, 0]) < -1.5 * slope < np.std([noisy_fall(s) for s in steps])
 
 
-def test_trainer_finishes_at_the_iteration_cap():
+def test_trainer_finishes_at_the_iteration_cap_and_reports_every_step_in_batches():
     lr = np.clip(imresize(ground_truth(size=64), 0.5, kernel=KERNEL), 0, 1).astype(np.float32)
-    trainer = trainer_for(lr, small_config(iters=7))
-    reported = []
+    trainer = trainer_for(lr, small_config(iters=7, test_every=3))
+    batches = []
     while not trainer.finished:
-        reported.append(trainer.step())
-    assert len(reported) == 7 and trainer.iteration == 7
-    assert set(reported[0]) == {"lr", "loss_l1", "rec_mse"} and set(reported[1]) == {"lr"}
+        trainer.step()
+        batches.append(trainer.reported())
+    assert trainer.iteration == 7
+    # the host reads the device at steps 0, 3 and 6 (the policy's MSE) and at the end: the rows of
+    # every step travel then, not one by one
+    assert [[step for step, _ in batch] for batch in batches] == [[0], [], [], [1, 2, 3], [], [], [4, 5, 6]]
+    rows = [row for batch in batches for row in batch]
+    assert all(set(values) == {"lr", "loss_l1"} | ({"rec_mse"} if step % 3 == 0 else set()) for step, values in rows)
+    assert all(values["loss_l1"] > 0 for _, values in rows)
 
 
 # ---- fathers and sons -----------------------------------------------------------------------
@@ -166,13 +172,15 @@ def test_original_configuration_augments_fathers_without_losing_them_to_black_bo
     trainer = trainer_for(lr, cfg, variant=cfg.zssr.original)
     windows = np.lib.stride_tricks.sliding_window_view(lr, (32, 32, 3))[..., 0, :, :, :]
     plain, black = 0, []
-    for _ in range(40):
+    for _ in range(100):
         father, weights = trainer._father()
         assert weights is None and father.shape == (1, 3, 32, 32)
         assert 0.0 <= father.min() and father.max() <= 1.0
         plain += bool(np.any(np.all(np.abs(windows - to_numpy(father)) < 1e-6, axis=(-3, -2, -1))))
         black.append(float((father == 0).all(dim=1).float().mean()))
-    assert 0 < plain < 20  # 5% as is, some flips land on a plain crop; most are rotated or warped
+    # 5% as is and 1 in 8 of the 45% rotations/flips is a plain crop (~11 of 100; none with odds
+    # of 1e-5); most are rotated, flipped or warped
+    assert 0 < plain < 50
     assert np.mean(black) < 0.05  # warped crops are drawn inside the scaled image
 
 

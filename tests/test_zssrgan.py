@@ -20,7 +20,7 @@ from zssrgan.train.zssrgan import (MODES, AdversarialWeight, frozen, make_advers
 CLASSIC = Path(__file__).resolve().parents[1] / "benchmarks" / "data" / "classic"
 
 
-def test_first_step_c_is_the_seed_ratio_and_weights_the_term_by_r():
+def test_first_step_c_is_the_reports_ratio_and_weights_the_term_by_r():
     weight = AdversarialWeight(ratio=0.25, momentum=0.9)
     adv = torch.tensor(0.5, requires_grad=True)
     term, c = weight(torch.tensor(0.02), adv)
@@ -103,9 +103,10 @@ def test_zssr_step_trains_zssr_only(tiny, mode):
     frozen_parts = [adversary.disc] + ([adversary.kernelgan.G] if adversary.kernelgan else [])
     before = [_state(m) for m in frozen_parts]
     zssr_before = _state(trainer.net)
-    values = trainer.step(adversary.loss)
+    trainer.step(adversary.loss)
     assert all(_same(m, s) for m, s in zip(frozen_parts, before))
     assert not _same(trainer.net, zssr_before)
+    [(_, values)] = trainer.reported()
     assert values["loss_adv"] > 0 and values["c"] > 0
 
 
@@ -200,7 +201,8 @@ def test_e2e_runs_end_to_end_and_is_deterministic(tiny):
 
 def test_first_reported_c_is_l1_over_l_adv_of_the_first_step(tiny):
     adversary, trainer = _stage(tiny, "fixed")
-    values = trainer.step(adversary.loss)
+    trainer.step(adversary.loss)
+    [(_, values)] = trainer.reported()
     assert values["c"] == pytest.approx(values["loss_l1"] / values["loss_adv"], rel=1e-5)
 
 
@@ -212,8 +214,9 @@ def test_x4_runs_gradually_with_the_adversarial_term_at_each_stage(tiny, mode):
                                               callback=history)
     assert sr.shape == (160, 160, 3) and sr.dtype == np.float32 and 0 <= sr.min() and sr.max() <= 1
     for sf in (2, 4):
-        rows = [r for r in history.curves[f"zssr_x{sf}"] if "loss_adv" in r]
-        assert rows and all(r["c"] > 0 and "loss_l1" in r for r in rows)
+        rows = history.curves[f"zssr_x{sf}"]  # both losses of every step, for the loss curves
+        assert [r["step"] for r in rows] == list(range(cfg.zssr.iters))
+        assert all(r["c"] > 0 and r["loss_adv"] > 0 and r["loss_l1"] > 0 for r in rows)
         assert history.curves[f"disc_x{sf}"]
     assert set(timings) == {"zssr_x2_train", "zssr_x2_infer", "zssr_x4_train", "zssr_x4_infer"}
     if mode == "e2e":

@@ -2,7 +2,8 @@
 
 Every field is reachable as a dotted key (``kernelgan.iters``, ``zssr.kernelgan.augment``) so the
 command line's ``--set`` / ``--grid`` and the sweep driver can override anything, and the whole
-tree flattens to a ``{dotted_key: value}`` dict that is logged with every run.
+tree flattens to a ``{dotted_key: value}`` dict that is logged with every run. A plugin's settings
+dataclass is a section of its own (``Config.plugins``), keyed ``<plugin name>.<field>`` like ours.
 """
 from __future__ import annotations
 
@@ -11,10 +12,12 @@ import json
 from dataclasses import dataclass, field, fields, is_dataclass
 from typing import Any, get_type_hints
 
+from .errors import UserError
+
 
 @dataclass
 class KernelGANConfig:
-    """KernelGAN as published (ALGORITHMS.md section 3); schedules are fractions of ``iters``."""
+    """KernelGAN as published (docs/algorithms.md, KernelGAN); schedules are fractions of ``iters``."""
 
     iters: int = 3000
     lr_g: float = 2e-4
@@ -94,7 +97,7 @@ class ZSSRVariant:
 
 @dataclass
 class ZSSRConfig:
-    """ZSSR as published (ALGORITHMS.md section 4)."""
+    """ZSSR as published (docs/algorithms.md, ZSSR)."""
 
     iters: int = 3000  # cap; the learning-rate policy usually stops earlier
     crop: int = 128
@@ -128,20 +131,35 @@ class ZSSRConfig:
 
 @dataclass
 class ZSSRGANConfig:
-    """The adversarial term added to ZSSR (ALGORITHMS.md section 5); the mode is the method."""
+    """The adversarial term added to ZSSR (docs/algorithms.md, ZSSRGAN); the mode is the method."""
 
     disc_ratio: float = 0.5  # r: loss = L1 + r / (1 - r) * c * L_adv
     # c = running mean |L1| / running mean |L_adv| (detached), this momentum per step; 1.0 freezes
-    # c at the first step's ratio (the seed's choice)
+    # c at the first step's ratio (the ZSSRGAN report's choice)
     c_momentum: float = 0.9
     lr_d: float = 2e-4  # serial: D's Adam learning rate against ZSSR (e2e keeps KernelGAN's schedule)
     e2e_warmup_iters: int = 0  # KernelGAN-only iterations before the semi end-to-end loop
 
 
 @dataclass
+class AutoConfig:
+    """The ``auto`` estimator (zssrgan/auto.py): width from the cross-scale cue, axes from KernelGAN."""
+
+    # True: a KernelGAN run (15-20 s) orients a clearly anisotropic blur; off by default, since its
+    # axes were not reliable on small images (benchmarks/RESULTS.md): isotropic, from the cue alone
+    use_gan: bool = False
+    restarts: int = 2  # KernelGAN runs with the next seeds when one collapses
+    anisotropy_min: float = 1.5  # ratio of principal standard deviations from which the GAN's axes are used
+    # the cue's extra blur t is shrunk below shrink_below: 0 up to zero_below, then linearly back to
+    # t at shrink_below (the cue reads a sharp image's own softness as 0.4-0.8 px of blur)
+    zero_below: float = 0.5
+    shrink_below: float = 1.4
+
+
+@dataclass
 class Config:
     """The whole tree; ``seed``, ``device`` and ``real`` apply to every component; ``estimator``
-    names the kernel estimator of the blind methods (``zssrgan.estimators.ESTIMATORS``)."""
+    names the kernel estimator of the blind methods (``zssrgan.estimators.ESTIMATORS`` or a plugin)."""
 
     seed: int = 0
     device: str = "auto"
@@ -154,6 +172,10 @@ class Config:
     fkp: FKPConfig = field(default_factory=FKPConfig)
     zssr: ZSSRConfig = field(default_factory=ZSSRConfig)
     zssrgan: ZSSRGANConfig = field(default_factory=ZSSRGANConfig)
+    auto: AutoConfig = field(default_factory=AutoConfig)
+    # the settings of the plugins a run uses (zssrgan.plugins), each an instance of the plugin's
+    # dataclass under the name the run gives the plugin: keys "<name>.<field>"
+    plugins: dict[str, Any] = field(default_factory=dict)
 
 
 def _quick() -> Config:
@@ -176,7 +198,7 @@ def _quick() -> Config:
 PRESETS = {"paper": Config, "quick": _quick}
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError, ValueError):
     """A bad preset name, dotted key or value; the message lists the valid choices."""
 
 
@@ -187,16 +209,23 @@ def preset(name: str) -> Config:
 
 
 def flatten(cfg: Any, prefix: str = "") -> dict[str, Any]:
-    """``{dotted_key: value}`` for every leaf field."""
+    """``{dotted_key: value}`` for every leaf field, the plugins' sections included."""
     out: dict[str, Any] = {}
     for f in fields(cfg):
         value = getattr(cfg, f.name)
         key = f"{prefix}{f.name}"
         if is_dataclass(value):
             out.update(flatten(value, key + "."))
+        elif isinstance(cfg, Config) and f.name == "plugins":
+            for name, settings in value.items():
+                out.update(flatten(settings, name + "."))
         else:
             out[key] = value
     return out
+
+
+# the types a leaf field may have: what the command line can parse
+LEAF_TYPES = (bool, int, float, str, tuple[float, ...])
 
 
 def _leaf_types(cls: type, prefix: str = "") -> dict[str, Any]:
@@ -206,13 +235,53 @@ def _leaf_types(cls: type, prefix: str = "") -> dict[str, Any]:
         hint = hints[f.name]
         if isinstance(hint, type) and is_dataclass(hint):
             out.update(_leaf_types(hint, f"{prefix}{f.name}."))
-        else:
+        elif not (cls is Config and f.name == "plugins"):
             out[f"{prefix}{f.name}"] = hint
     return out
 
 
-def valid_keys() -> list[str]:
-    return sorted(_leaf_types(Config))
+def leaf_types(cfg: Config) -> dict[str, Any]:
+    """The type of every dotted key of ``cfg``, its plugins' sections included."""
+    out = _leaf_types(Config)
+    for name, settings in cfg.plugins.items():
+        out.update(_leaf_types(type(settings), name + "."))
+    return out
+
+
+def valid_keys(cfg: Config | None = None) -> list[str]:
+    return sorted(leaf_types(cfg or Config()))
+
+
+def check_settings(cls: Any, owner: str) -> None:
+    """A plugin's settings must be a dataclass whose leaf fields have defaults and a type the command
+    line parses (:data:`LEAF_TYPES`, nested dataclasses allowed)."""
+    if not (isinstance(cls, type) and is_dataclass(cls)):
+        raise ConfigError(f"{owner}: settings must be a dataclass class, got {cls!r}")
+    try:
+        types = _leaf_types(cls)
+        cls()
+    except (NameError, TypeError) as exc:  # an annotation that does not resolve, a field without a default
+        raise ConfigError(f"{owner}: settings {cls.__qualname__} must resolve its annotations and have a "
+                          f"default for every field: {exc}") from None
+    bad = {key: hint for key, hint in types.items() if hint not in LEAF_TYPES}
+    if bad:
+        raise ConfigError(f"{owner}: settings {cls.__qualname__} has fields of types the command line cannot set: "
+                          + ", ".join(f"{k}: {getattr(h, '__name__', h)}" for k, h in bad.items())
+                          + "; use bool, int, float, str or tuple[float, ...]")
+
+
+def with_section(cfg: Config, name: str, settings: Any) -> Config:
+    """``cfg`` with plugin ``name``'s settings section (kept as it is when ``cfg`` has it already)."""
+    if name in cfg.plugins:
+        if type(cfg.plugins[name]) is not type(settings):
+            raise ConfigError(f"two plugins named {name!r} declare settings ({type(cfg.plugins[name]).__qualname__} "
+                              f"and {type(settings).__qualname__}); give one of them another name")
+        return cfg
+    top = name.split(".")[0]
+    if top in {f.name for f in fields(Config)}:
+        raise ConfigError(f"plugin {name!r}: its settings would mix with the built-in keys of {top!r}; "
+                          "rename the plugin")
+    return dataclasses.replace(cfg, plugins={**cfg.plugins, name: settings})
 
 
 def _parse(key: str, text: str, hint: Any) -> Any:
@@ -249,23 +318,26 @@ def _check_type(key: str, value: Any, hint: Any) -> None:
         raise ConfigError(f"{key}: {value!r} is not a valid {name}")
 
 
+def _replaced(node: Any, parts: list[str], value: Any) -> Any:
+    """A copy of the dataclass ``node`` with the field at ``parts`` set (the sections on the path copied)."""
+    child = value if len(parts) == 1 else _replaced(getattr(node, parts[0]), parts[1:], value)
+    return dataclasses.replace(node, **{parts[0]: child})
+
+
 def set_value(cfg: Config, key: str, value: Any) -> Config:
     """A copy of ``cfg`` with one dotted key set; strings are parsed as the field's type."""
-    types = _leaf_types(Config)
+    types = leaf_types(cfg)
     if key not in types:
-        raise ConfigError(f"unknown config key {key!r}; valid keys: {', '.join(valid_keys())}")
+        raise ConfigError(f"unknown config key {key!r}; valid keys: {', '.join(sorted(types))} (a plugin's "
+                          "settings are keys of the plugins the run uses: its methods and estimator)")
     if isinstance(value, str) and types[key] is not str:
         value = _parse(key, value, types[key])
     _check_type(key, value, types[key])
-    cfg = dataclasses.replace(cfg)  # shallow; the nested sections on the path are copied below
-    parts = key.split(".")
-    node = cfg
-    for part in parts[:-1]:
-        child = dataclasses.replace(getattr(node, part))
-        setattr(node, part, child)
-        node = child
-    setattr(node, parts[-1], value)
-    return cfg
+    section = next((name for name in cfg.plugins if key.startswith(name + ".")), None)
+    if section is None:
+        return _replaced(cfg, key.split("."), value)
+    settings = _replaced(cfg.plugins[section], key[len(section) + 1:].split("."), value)
+    return dataclasses.replace(cfg, plugins={**cfg.plugins, section: settings})
 
 
 def parse_assignment(text: str) -> tuple[str, str]:

@@ -10,8 +10,11 @@ return it needs no training and takes about 0.1 s.
 """
 from __future__ import annotations
 
+from typing import Callable
+
 import numpy as np
 
+from .errors import InputError
 from .kernels import isotropic_gaussian, kernel_shift
 from .metrics import rgb2y
 from .resize import imresize
@@ -29,17 +32,22 @@ def band_ratio(img: np.ndarray) -> float:
     radius = np.hypot(*np.meshgrid(np.fft.fftfreq(y.shape[0]), np.fft.fftfreq(y.shape[1]), indexing="ij"))
     low = power[(radius > 0.125) & (radius <= 0.25)].sum()
     if low <= 0:
-        raise ValueError("the image has no mid-band energy (a flat image): the cross-scale cue cannot judge it")
+        raise InputError("the image has no mid-band energy (a flat image): the cross-scale cue cannot judge it")
     return float(power[(radius > 0.25) & (radius <= 0.5)].sum() / low)
 
 
-def cross_scale_sigma(lr: np.ndarray) -> tuple[float, float]:
-    """(sigma, the image's band ratio): the Gaussian sigma whose x2 downscale of ``lr`` keeps
-    ``lr``'s band ratio, searched over :data:`SIGMAS` (the ends clamp)."""
+def matching_parameter(lr: np.ndarray, family: Callable[[float], np.ndarray], grid: np.ndarray
+                       ) -> tuple[float, float]:
+    """(p, the image's band ratio): the parameter of the kernel ``family(p)`` (blurrier as p grows,
+    centred for x2) whose x2 downscale of ``lr`` keeps ``lr``'s band ratio, searched over ``grid``
+    (the ends clamp). The ratios are made non-increasing along the grid first (a running minimum
+    smooths the flat start of a family), so the search is a monotone interpolation."""
     target = band_ratio(lr)
-    ratios = [band_ratio(imresize(lr, scale=0.5, kernel=kernel_shift(isotropic_gaussian(KERNEL_SIZE, s), 2)))
-              for s in SIGMAS]
-    if np.any(np.diff(ratios) >= 0):
-        raise RuntimeError("the band ratio did not fall steadily with sigma on this image; the cross-scale "
-                           "search assumes it does")
-    return float(np.interp(target, ratios[::-1], SIGMAS[::-1])), target
+    ratios = np.minimum.accumulate([band_ratio(imresize(lr, scale=0.5, kernel=family(p))) for p in grid])
+    return float(np.interp(target, ratios[::-1], grid[::-1])), target
+
+
+def cross_scale_sigma(lr: np.ndarray) -> tuple[float, float]:
+    """(sigma, the image's band ratio) over isotropic Gaussians :data:`SIGMAS` (see
+    :func:`matching_parameter`)."""
+    return matching_parameter(lr, lambda s: kernel_shift(isotropic_gaussian(KERNEL_SIZE, s), 2), SIGMAS)

@@ -1,33 +1,35 @@
 """Benchmark inputs: the DIV2KRK folder layout (read and generate) and plain folders of LR photos.
 
 Discovery returns paths only: a sweep expands to tens of thousands of jobs, and each worker loads
-its own image. Layout (ALGORITHMS.md section 2): ``gt/img_{id}_gt.png``, ``lr_x{s}/im_{id}.png``,
+its own image. Layout (docs/algorithms.md, DIV2KRK): ``gt/img_{id}_gt.png``, ``lr_x{s}/im_{id}.png``,
 ``gt_k_x{s}/kernel_{id}.mat`` (or ``.npy``), and for x4 the x2 kernel applied twice in
-``gt_k_x4/intermediate/kernel_{id}.mat``.
+``gt_k_x4/intermediate/kernel_{id}.mat``. A folder made by :func:`make_dataset` also holds
+``manifest.json``: its protocol, noise level and, per scale and id, the source image (whose ground
+truth the id shares) and the kernel width where the protocol has one.
 """
 from __future__ import annotations
 
+import json
 import math
 import re
-import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import numpy as np
 
+from .errors import UserError
 from .io import load_image, load_kernel, save_image, save_kernel
-from .kernels import analytic_x4_kernel, kernel_shift, sample_div2krk_kernel
-from .resize import imresize
+from .protocols import NOISE_STREAM, NOISE_UNIT, PROTOCOLS, add_noise, item_rng
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
 KERNEL_SUFFIXES = (".mat", ".npy")
-PROTOCOLS = ("div2krk", "bicubic")
-DIV2KRK_SCALES = (2, 4)
+MANIFEST = "manifest.json"
+MANIFEST_FORMAT = 1
 _LAYOUT_DIR = re.compile(r"^(gt|lr_x\d+|gt_k_x\d+)$")
 
 
-class DatasetError(ValueError):
+class DatasetError(UserError, ValueError):
     """A dataset folder that does not hold what the benchmark needs; the message says what and where."""
 
 
@@ -40,10 +42,24 @@ class ImageItem:
     lr_path: Path
     gt_path: Optional[Path] = None
     kernel_paths: dict[int, Path] = field(default_factory=dict)
+    protocol: Optional[str] = None  # how make-dataset degraded it; None when unknown
+    kernel_width: Optional[float] = None  # the blur's width, where the protocol has one (gaussian8)
+    noise: Optional[float] = None  # the added noise's std in 8-bit levels; None when unknown
 
     def load_kernels(self) -> Optional[dict[int, np.ndarray]]:
         """The true kernels (``{scale: kernel}``), or None when they are unknown."""
         return {s: load_kernel(p) for s, p in sorted(self.kernel_paths.items())} or None
+
+    def true_kernel_gap(self, scale: int) -> Optional[str]:
+        """Why a method given the true kernels cannot run at ``scale``, or None. x4 runs gradually,
+        x2 first, so it needs an x2 kernel; a bicubic-protocol item (no kernel files, ground truth
+        known) gets MATLAB's bicubic kernels."""
+        if not self.kernel_paths:
+            return None if self.gt_path is not None else "no true kernel and no ground truth"
+        if 2 not in self.kernel_paths:
+            return (f"the {self.protocol or 'dataset'} x{scale} kernel is not two x2 steps: no x2 kernel for "
+                    f"the gradual first stage")
+        return None
 
 
 def _images_in(folder: Path) -> list[Path]:
@@ -89,10 +105,12 @@ def _discover_layout(root: Path, scale: int) -> list[ImageItem]:
     if not lr_paths:
         raise DatasetError(f"{lr_dir} holds no images ({', '.join(IMAGE_SUFFIXES)})")
     lr_by_id = {p.stem[3:] if p.stem.startswith("im_") else p.stem: p for p in lr_paths}
+    manifest = _read_manifest(root)
+    described = _described(root, manifest, scale, lr_by_id)
     # A folder that exists must cover every image; an absent folder means "unknown" (None).
     gt_dir, k_dir, mid_dir = root / "gt", root / f"gt_k_x{scale}", root / f"gt_k_x{scale}" / "intermediate"
-    gts = _match_all(gt_dir, {i: f"img_{i}_gt" for i in lr_by_id}, IMAGE_SUFFIXES, "ground truth") \
-        if gt_dir.is_dir() else {}
+    gt_stems = {i: f"img_{described[i].get('image', i)}_gt" for i in lr_by_id}
+    gts = _match_all(gt_dir, gt_stems, IMAGE_SUFFIXES, "ground truth") if gt_dir.is_dir() else {}
     kernel_stems = {i: f"kernel_{i}" for i in lr_by_id}
     kernels = _match_all(k_dir, kernel_stems, KERNEL_SUFFIXES, f"x{scale} kernel") if k_dir.is_dir() else {}
     intermediate = _match_all(mid_dir, kernel_stems, KERNEL_SUFFIXES, "intermediate x2 kernel") \
@@ -102,14 +120,50 @@ def _discover_layout(root: Path, scale: int) -> list[ImageItem]:
         kernel_paths = {scale: kernels[i]} if kernels else {}
         if intermediate:
             kernel_paths[2] = intermediate[i]
-        items.append(ImageItem(i, lr_path, gts.get(i), dict(sorted(kernel_paths.items()))))
+        known = manifest if described[i] else {}
+        items.append(ImageItem(i, lr_path, gts.get(i), dict(sorted(kernel_paths.items())),
+                               protocol=known.get("protocol"), kernel_width=described[i].get("kernel_width"),
+                               noise=known.get("noise")))
     return items
 
 
+def _read_manifest(root: Path) -> dict[str, Any]:
+    """``root/manifest.json`` as written by :func:`make_dataset`; {} when there is none."""
+    path = root / MANIFEST
+    if not path.is_file():
+        return {}
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise DatasetError(f"{path} is not a readable JSON manifest ({error})") from None
+    fields = {"protocol": str, "noise": (int, float), "items": dict}
+    if not isinstance(manifest, dict) or any(not isinstance(manifest.get(k), t) for k, t in fields.items()):
+        raise DatasetError(f"{path} is not a zssrgan dataset manifest (needs {', '.join(fields)}); "
+                           f"remove it to read the folder as a plain DIV2KRK layout")
+    return manifest
+
+
+def _described(root: Path, manifest: dict[str, Any], scale: int, ids) -> dict[str, dict[str, Any]]:
+    """Per id, the manifest's entry (``image``, ``kernel_width``, ...); empty for an id it does not
+    describe (an image added later: its own ground truth, no protocol claimed)."""
+    entries = manifest.get("items", {}).get(str(scale), {})
+    if not isinstance(entries, dict) or not all(isinstance(e, dict) for e in entries.values()):
+        raise DatasetError(f"{root / MANIFEST}: its x{scale} items are not a mapping of id to entry")
+    for i in ids:
+        if i not in entries:
+            continue
+        image, width = entries[i].get("image", i), entries[i].get("kernel_width", 0.0)
+        if not isinstance(image, str) or not image or "/" in image or "\\" in image:
+            raise DatasetError(f"{root / MANIFEST}: the source image of {i} ({image!r}) is not a plain name")
+        if not isinstance(width, (int, float)) or not math.isfinite(width):
+            raise DatasetError(f"{root / MANIFEST}: the kernel width of {i} ({width!r}) is not a number")
+    return {i: entries.get(i, {}) for i in ids}
+
+
 def discover(path: str | Path, scale: int) -> list[ImageItem]:
-    """The benchmark inputs at ``path`` for ``scale``: a DIV2KRK-layout folder (ground truth and true
-    kernels picked up when present), a plain folder of LR images (real photos: nothing known), or
-    one image file."""
+    """The benchmark inputs at ``path`` for ``scale``: a DIV2KRK-layout folder (ground truth, true
+    kernels and, from ``manifest.json``, protocol and kernel width picked up when present), a plain
+    folder of LR images (real photos: nothing known), or one image file."""
     path = Path(path).expanduser()
     if not path.exists():
         raise DatasetError(f"{path} does not exist")
@@ -136,46 +190,34 @@ def _check_output(src: Path, out: Path) -> None:
     if out.exists():
         if not out.is_dir():
             raise DatasetError(f"output {out} exists and is not a folder")
-        other = sorted(p.name for p in out.iterdir() if not (p.is_dir() and _LAYOUT_DIR.match(p.name)))
+        other = sorted(p.name for p in out.iterdir()
+                       if not (p.is_dir() and _LAYOUT_DIR.match(p.name)) and p.name != MANIFEST)
         if other:
             raise DatasetError(f"output folder {out} already holds other content ({', '.join(other[:5])}); "
                                f"choose an empty or new folder")
 
 
-def _image_rng(seed: int, name: str, scale: int) -> np.random.Generator:
-    """Per (image, scale) stream: the kernels do not depend on which other images or scales are made."""
-    return np.random.default_rng([seed, zlib.crc32(name.encode("utf-8")), scale])
-
-
-def centred_for_x2(kernel: np.ndarray) -> np.ndarray:
-    """``kernel_shift`` for x2, without the spline's tiny negative ripples (a blur is non-negative)."""
-    centred = np.clip(kernel_shift(kernel, 2), 0.0, None)
-    return centred / centred.sum()
-
-
 def make_dataset(src: str | Path, out: str | Path, protocol: str = "div2krk",
-                 scales: tuple[int, ...] = (2, 4), seed: int = 0) -> Path:
-    """Degrade every image of the folder ``src`` into the DIV2KRK layout under ``out``.
+                 scales: tuple[int, ...] = (2, 4), seed: int = 0, noise: float = 0.0) -> Path:
+    """Degrade every image of the folder ``src`` into the DIV2KRK layout under ``out`` with one of
+    :data:`~zssrgan.protocols.PROTOCOLS`, plus ``noise`` (a standard deviation in 8-bit levels,
+    0-255) of additive Gaussian noise on every LR image; ``manifest.json`` records the protocol and
+    each item's source image and kernel width, for :func:`discover`.
 
-    ``div2krk``: x2 = a random 11x11 anisotropic kernel (saved in ``gt_k_x2/``); x4 = a freshly drawn
-    x2 kernel (``gt_k_x4/intermediate/``) applied twice, i.e. one correlation with its analytic
-    kernel (``gt_k_x4/``) and x4 subsampling. ``bicubic``: MATLAB bicubic downscaling, no kernels.
-
-    The sampled kernel (its Gaussian's mean on the centre tap) is centred for x2 (``kernel_shift``)
-    before it is applied and saved: LR pixel i then sits at HR position 2i + 0.5, MATLAB's bicubic
-    geometry, which is where ZSSR with a centred kernel, KernelGAN's centred estimates and bicubic
-    interpolation all put it. Applying the centre-tap kernel as is (the published DIV2KRK recipe)
-    leaves every one of those methods half an HR pixel off the ground truth, several dB of PSNR.
     The ground truth is cropped to a multiple of 4 (and of every scale) so every LR size is exact;
-    ids keep the source names (``im_baby.png``). Deterministic under ``seed``.
+    ids keep the source names (``im_baby.png``), with the kernel width where the protocol varies it
+    (``im_baby_sig0.80.png``, whose ground truth stays ``img_baby_gt.png``). Deterministic under
+    ``seed``.
     """
     src, out = Path(src).expanduser(), Path(out).expanduser()
     if protocol not in PROTOCOLS:
         raise DatasetError(f"unknown protocol {protocol!r}; choose one of: {', '.join(PROTOCOLS)}")
     scales = tuple(sorted(set(int(s) for s in scales)))
-    allowed = DIV2KRK_SCALES if protocol == "div2krk" else tuple(range(2, 9))
+    allowed = PROTOCOLS[protocol].scales
     if not scales or any(s not in allowed for s in scales):
         raise DatasetError(f"scales {scales} not supported by the {protocol} protocol (allowed: {allowed})")
+    if not (math.isfinite(noise) and 0 <= noise <= 255):
+        raise DatasetError(f"noise must be a standard deviation in 8-bit levels between 0 and 255, got {noise}")
     if not src.is_dir():
         raise DatasetError(f"source {src} is not a folder of images")
     sources = _images_in(src)
@@ -189,6 +231,7 @@ def make_dataset(src: str | Path, out: str | Path, protocol: str = "div2krk",
     _check_output(src, out)
 
     multiple = math.lcm(4, *scales)
+    items: dict[str, dict[str, dict]] = {str(scale): {} for scale in scales}
     for source in sources:
         name = source.stem
         gt = load_image(source)
@@ -198,15 +241,19 @@ def make_dataset(src: str | Path, out: str | Path, protocol: str = "div2krk",
         gt = np.round(gt[:h, :w].astype(np.float64) * 255.0) / 255.0  # exactly what the PNG will hold
         save_image(_target(out, "gt", f"img_{name}_gt.png"), gt)
         for scale in scales:
-            kernel = None
-            if protocol == "div2krk":
-                k2 = centred_for_x2(sample_div2krk_kernel(_image_rng(seed, name, scale)))
-                kernel = k2 if scale == 2 else analytic_x4_kernel(k2, crop=False)
-                save_kernel(_target(out, f"gt_k_x{scale}", f"kernel_{name}.mat"), kernel)
-                if scale == 4:
-                    save_kernel(_target(out, "gt_k_x4/intermediate", f"kernel_{name}.mat"), k2)
-            lr = imresize(gt, scale=1.0 / scale, kernel=kernel)
-            save_image(_target(out, f"lr_x{scale}", f"im_{name}.png"), np.clip(lr, 0.0, 1.0))
+            for item in PROTOCOLS[protocol].fn(gt, name, scale, seed):
+                if item.kernel is not None:
+                    save_kernel(_target(out, f"gt_k_x{scale}", f"kernel_{item.name}.mat"), item.kernel)
+                if item.intermediate is not None:
+                    save_kernel(_target(out, f"gt_k_x{scale}/intermediate", f"kernel_{item.name}.mat"),
+                                item.intermediate)
+                lr = add_noise(item.lr, noise, item_rng(seed, item.name, scale, NOISE_STREAM))
+                save_image(_target(out, f"lr_x{scale}", f"im_{item.name}.png"), np.clip(lr, 0.0, 1.0))
+                items[str(scale)][item.name] = {"image": name, **item.info}
+    manifest = {"format": MANIFEST_FORMAT, "protocol": protocol, "description": PROTOCOLS[protocol].description,
+                "seed": seed, "scales": list(scales), "noise": float(noise), "noise_unit": NOISE_UNIT,
+                "items": items}
+    _target(out, ".", MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n", encoding="utf-8")
     return out
 
 

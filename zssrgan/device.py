@@ -7,17 +7,23 @@ import random
 import numpy as np
 import torch
 
+from .errors import InputError, UserError
+
 DEVICES = ("auto", "cpu", "cuda")
+
+
+class DeviceUnavailable(UserError, RuntimeError):
+    """CUDA was asked for on a machine where none is visible."""
 
 
 def resolve_device(name: str = "auto") -> torch.device:
     """``auto`` picks CUDA when a device is visible, else CPU; ``cuda`` without one is an error."""
     if name not in DEVICES and not name.startswith("cuda:"):
-        raise ValueError(f"unknown device {name!r}; choose one of: {', '.join(DEVICES)}")
+        raise InputError(f"unknown device {name!r}; choose one of: {', '.join(DEVICES)}")
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():
-        raise RuntimeError("device 'cuda' was asked for but no CUDA device is visible; use --device auto or cpu")
+        raise DeviceUnavailable("device 'cuda' was asked for but no CUDA device is visible; use --device auto or cpu")
     return torch.device(name)
 
 

@@ -7,7 +7,8 @@ row may also name a ``trainer`` factory ``(lr, cfg, device, rng) -> trainer`` wi
 :class:`~zssrgan.train.kernelgan.KernelGANTrainer`'s step interface, which the ZSSRGAN modes drive
 step by step (``zssrgan-e2e`` needs one), and a ``check`` that turns a failed estimate into a
 reason. :func:`run_estimator` runs the one ``cfg.estimator`` names and refuses a failed estimate
-with :class:`EstimateFailed`, so no method ever uses it silently.
+with :class:`EstimateFailed`, so no method ever uses it silently. Other packages add estimators
+as plugins (:mod:`zssrgan.plugins`, docs/plugins.md).
 """
 from __future__ import annotations
 
@@ -16,9 +17,12 @@ from typing import Any, Callable, NamedTuple, Optional
 
 import numpy as np
 
+from .auto import auto_estimate
 from .config import Config
 from .cross_scale import KERNEL_SIZE, SIGMAS, cross_scale_sigma
+from .errors import UserError
 from .kernels import isotropic_gaussian, kernel_shift, kernel_width, with_x4
+from .plugins import Kind, resolve, settings_keyword
 from .progress import Callback, History
 from .results import KernelEstimate
 from .train.kernelgan import estimate_kernel, kernelgan_trainer, train_discriminator
@@ -40,14 +44,16 @@ class Estimator(NamedTuple):
     trainer: Optional[TrainerFactory] = None  # trains G and D step by step (ZSSRGAN serial, e2e)
     check: Optional[Callable[[KernelEstimate], Optional[str]]] = None  # a reason when the estimate failed
     reads: tuple[str, ...] = ()  # config sections it reads (dotted-key prefixes): its estimates' job key
+    settings: Optional[type] = None  # a plugin's settings dataclass: config keys "<name>.<field>"
 
 
-class EstimatorError(ValueError):
+class EstimatorError(UserError, ValueError):
     """An unknown estimator name, or one that cannot serve the method asked for."""
 
 
-class EstimateFailed(RuntimeError):
-    """The estimator ran but its estimate is unusable (collapsed); ``diagnostics`` say why."""
+class EstimateFailed(UserError, RuntimeError):
+    """The estimator ran but its estimate is unusable (collapsed); ``diagnostics`` say why. A known
+    outcome on some images, not a bug: the command line reports it in one line."""
 
     def __init__(self, message: str, diagnostics: dict[str, float]) -> None:
         super().__init__(message)
@@ -86,13 +92,18 @@ ESTIMATORS: dict[str, Estimator] = {
                                "latent against a WGAN-GP critic", trainer=fkp_trainer, reads=("fkp.",)),
     "cross-scale": Estimator(cross_scale_estimate, "isotropic Gaussian that keeps the image's band ratio "
                              "across scales (closed form, no training)"),
+    "auto": Estimator(auto_estimate, "recommended (ours): cubic kernel plus the extra blur the cross-scale cue "
+                      "reads, oriented by a KernelGAN run (restarted on collapse)", reads=("auto.", "kernelgan.")),
 }
 
 
+PLUGINS = Kind("kernel estimator", "zssrgan.estimators", ESTIMATORS, Estimator, ("lr", "scale", "cfg"),
+               ("callback",), KernelEstimate, EstimatorError)
+
+
 def get_estimator(name: str) -> Estimator:
-    if name not in ESTIMATORS:
-        raise EstimatorError(f"unknown kernel estimator {name!r}; choose one of: {', '.join(ESTIMATORS)}")
-    return ESTIMATORS[name]
+    """The built-in estimator ``name``, else the plugin of that name (:mod:`zssrgan.plugins`)."""
+    return resolve(PLUGINS, name)
 
 
 def run_estimator(lr: np.ndarray, scale: int, cfg: Config, callback: Optional[Callback] = None,
@@ -104,7 +115,13 @@ def run_estimator(lr: np.ndarray, scale: int, cfg: Config, callback: Optional[Ca
     if scale not in (2, 4):
         raise ValueError(f"kernel estimates are for x2 and x4; scale must be 2 or 4, got {scale!r}")
     estimator = get_estimator(cfg.estimator)
-    estimate = estimator.fn(lr, scale, cfg, callback=callback)
+    estimate = estimator.fn(lr, scale, cfg, callback=callback, **settings_keyword(estimator, cfg.estimator, cfg))
+    if not isinstance(estimate, KernelEstimate) or not {2, 4} <= set(estimate.kernels):
+        got = (f"kernels for {sorted(estimate.kernels)}" if isinstance(estimate, KernelEstimate)
+               else type(estimate).__name__)
+        raise EstimatorError(f"kernel estimator {cfg.estimator!r} returned {got}; an estimator returns a "
+                             "KernelEstimate with kernels for scales 2 and 4 (zssrgan.kernels.with_x4 derives x4)")
+    estimate.estimator = cfg.estimator
     reason = estimator.check(estimate) if estimator.check else None
     estimate.diagnostics["failed"] = float(reason is not None)
     if reason and cfg.strict_estimates:

@@ -18,6 +18,7 @@ import scipy.io
 import tifffile
 from PIL import Image
 
+from .errors import UserError
 from .kernels import KernelError, validate_kernel
 
 PathLike = Union[str, Path]
@@ -26,7 +27,7 @@ KERNEL_FORMATS = (".npy", ".mat")
 MAT_VARIABLE = "Kernel"  # the variable name of the published DIV2KRK kernel files
 
 
-class ImageError(ValueError):
+class ImageError(UserError, ValueError):
     """A file that cannot be used as an image, or an array that cannot be saved as one."""
 
 

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from scipy import ndimage, signal
 
+from .errors import UserError
 from .resize import CUBIC_WIDTH, cubic
 
 MAX_KERNEL_SIDE = 64
@@ -28,7 +29,7 @@ SUM_TOLERANCE = 0.01  # a kernel summing further from 1 is normalised (validate_
 NEGLIGIBLE_FRACTION = 0.75  # of the (n+1)-th largest tap: zeroize_negligible's threshold
 
 
-class KernelError(ValueError):
+class KernelError(UserError, ValueError):
     """A kernel that cannot be used as a blur kernel (wrong shape, non-finite, no mass, ...)."""
 
 

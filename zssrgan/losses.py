@@ -1,5 +1,5 @@
-"""Losses: KernelGAN's adversarial loss and kernel regularisers (ALGORITHMS.md section 3), and
-ZSSR's gradient-weighted L1 (section 4).
+"""Losses: KernelGAN's adversarial loss and kernel regularisers, and ZSSR's
+gradient-weighted L1 (docs/algorithms.md, KernelGAN and ZSSR).
 
 Kernels here are G's composed 13x13 correlation kernels (torch tensors); images are in [-1, 1].
 """

@@ -5,18 +5,21 @@ Each method is a plain function ``(lr, scale, cfg, kernels=None, estimate=None, 
 true kernel (``{2: k2}``, ``{2: k2, 4: k4}``); ``estimate`` is a finished kernel estimate to reuse
 (methods that need one compute it with ``cfg.estimator`` when none is given). Estimating a kernel
 is not a method: the runner computes each estimate as a job of its own
-(``zssrgan.estimators.run_estimator``) and hands it on to every method that uses it.
+(``zssrgan.estimators.run_estimator``) and hands it on to every method that uses it. Other
+packages add methods as plugins (:mod:`zssrgan.plugins`, docs/plugins.md).
 """
 from __future__ import annotations
 
 import time
-from typing import Callable, Mapping, NamedTuple, Optional
+from typing import Callable, Iterable, Mapping, NamedTuple, Optional
 
 import numpy as np
 
-from .config import Config, ZSSRVariant
+from .config import Config, ZSSRVariant, parse_assignment, with_section
+from .errors import UserError
 from .estimators import ESTIMATORS, EstimatorError, get_estimator, run_estimator, with_discriminator
 from .kernels import analytic_x4_kernel, matlab_bicubic_kernel
+from .plugins import Kind, resolve, settings_keyword
 from .progress import Callback, History, Timings
 from .resize import imresize
 from .results import KernelEstimate, MethodResult
@@ -41,6 +44,12 @@ class Method(NamedTuple):
     # config sections (dotted-key prefixes) it reads besides seed, device, real and its estimator's:
     # only these enter its job key, so a grid over another section runs it once
     reads: tuple[str, ...] = ()
+    settings: Optional[type] = None  # a plugin's settings dataclass: config keys "<name>.<field>"
+
+    @property
+    def shares_estimate(self) -> bool:
+        """Whether it uses a finished estimate (the runner's shared one), not the estimator's trainer."""
+        return self.estimate in (KERNEL, DISCRIMINATOR)
 
 
 def bicubic(lr: np.ndarray, scale: int, cfg: Config, kernels: Kernels = None,
@@ -166,14 +175,31 @@ def applicable(method: str, estimator: str) -> Optional[str]:
     return None
 
 
-class MethodError(ValueError):
-    """An unknown method, a scale other than 2 or 4, or a missing true kernel."""
+class MethodError(UserError, ValueError):
+    """An unknown method, a scale other than 2 or 4, a missing true kernel, or a result that breaks
+    the contract."""
+
+
+PLUGINS = Kind("method", "zssrgan.methods", METHODS, Method, ("lr", "scale", "cfg"),
+               ("kernels", "estimate", "callback"), MethodResult, MethodError)
 
 
 def get_method(name: str) -> Method:
-    if name not in METHODS:
-        raise MethodError(f"unknown method {name!r}; choose one of: {', '.join(METHODS)}")
-    return METHODS[name]
+    """The built-in method ``name``, else the plugin of that name (:mod:`zssrgan.plugins`)."""
+    return resolve(PLUGINS, name)
+
+
+def with_plugin_settings(cfg: Config, methods: Iterable[str] = (), estimators: Iterable[str] = (),
+                         overrides: Iterable[str] = ()) -> Config:
+    """``cfg`` with the settings section (defaults) of each of these methods and estimators (and of
+    the estimators that ``estimator=NAME`` overrides name) that declares one, so that ``--set`` and
+    ``--grid`` reach its keys and every run logs them."""
+    estimators = [*estimators, *(value for key, value in map(parse_assignment, overrides) if key == "estimator")]
+    rows = [*((name, get_estimator(name)) for name in estimators), *((name, get_method(name)) for name in methods)]
+    for name, row in rows:
+        if row.settings is not None:
+            cfg = with_section(cfg, name, row.settings())
+    return cfg
 
 
 def run_method(name: str, lr: np.ndarray, scale: int, cfg: Config, kernels: Kernels = None,
@@ -190,4 +216,12 @@ def run_method(name: str, lr: np.ndarray, scale: int, cfg: Config, kernels: Kern
     reason = applicable(name, cfg.estimator) if method.estimate else None
     if reason:
         raise EstimatorError(f"{reason}; estimators it runs with: {', '.join(generator_estimators())}")
-    return method.fn(lr, scale, cfg, kernels=kernels, estimate=estimate, callback=callback)
+    result = method.fn(lr, scale, cfg, kernels=kernels, estimate=estimate, callback=callback,
+                       **settings_keyword(method, name, cfg))
+    expected = (lr.shape[0] * scale, lr.shape[1] * scale, 3)
+    if not isinstance(result, MethodResult) or np.shape(result.sr) != expected:
+        got = (f"an SR image of shape {np.shape(result.sr)}" if isinstance(result, MethodResult)
+               else type(result).__name__)
+        raise MethodError(f"method {name!r} returned {got}; a method returns a MethodResult whose sr is the "
+                          f"{expected[0]}x{expected[1]}x3 image")
+    return result

@@ -8,7 +8,9 @@ from __future__ import annotations
 import time
 from collections import defaultdict
 from contextlib import contextmanager
-from typing import Callable, Iterator, Mapping, Optional
+from typing import Callable, Iterator, Mapping, Optional, Union
+
+import torch
 
 Callback = Callable[[str, int, Mapping[str, float]], None]
 
@@ -27,6 +29,34 @@ class History:
 
     def as_dict(self) -> dict[str, list[dict[str, float]]]:
         return {phase: list(rows) for phase, rows in self.curves.items()}
+
+
+class StepValues:
+    """Values of the steps not yet reported: floats as given, 0-d device tensors kept on the device
+    until :meth:`flush` reads them all in one transfer, so that a training loop can record every
+    step without waiting for the device at every step."""
+
+    def __init__(self) -> None:
+        self.rows: list[tuple[int, dict[str, Union[float, torch.Tensor]]]] = []
+
+    def add(self, step: int, values: Mapping[str, Union[float, torch.Tensor]]) -> None:
+        """Record ``values`` for ``step`` (merged into the row of the latest step when it is the same);
+        tensors are detached, so no autograd graph is kept alive until the flush."""
+        values = {k: v.detach() if isinstance(v, torch.Tensor) else v for k, v in values.items()}
+        if self.rows and self.rows[-1][0] == step:
+            self.rows[-1][1].update(values)
+        else:
+            self.rows.append((step, values))
+
+    def flush(self) -> list[tuple[int, dict[str, float]]]:
+        """Every recorded row, oldest first, with all values as floats; empties the record."""
+        rows, self.rows = self.rows, []
+        places = [(row, name) for _, row in rows for name, value in row.items() if isinstance(value, torch.Tensor)]
+        if places:
+            numbers = torch.stack([row[name].detach().float().reshape(()) for row, name in places]).tolist()
+            for (row, name), number in zip(places, numbers):
+                row[name] = number
+        return [(step, {name: float(value) for name, value in row.items()}) for step, row in rows]
 
 
 class Timings:

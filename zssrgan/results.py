@@ -23,7 +23,7 @@ class KernelEstimate:
     """A finished kernel estimate for one image, reusable by every method that needs it.
 
     ``kernels`` maps scale (2, 4) to the post-processed, centred kernel for that scale;
-    ``estimator`` names the row of ``zssrgan.estimators.ESTIMATORS`` that produced it;
+    ``estimator`` is the name of the estimator that produced it (a built-in one or a plugin);
     ``raw_kernel`` is the estimator's kernel before post-processing (G's composed 13x13 kernel for
     KernelGAN; None when there is none); ``discriminator`` lets the ZSSRGAN modes reuse a trained
     discriminator on any device (None for estimators that train none); ``diagnostics`` are the

@@ -1,4 +1,4 @@
-"""KernelGAN's networks (ALGORITHMS.md section 3): the deep linear generator and the patch discriminator.
+"""KernelGAN's networks (docs/algorithms.md, KernelGAN): the deep linear generator and the patch discriminator.
 
 G is linear, so G(x) equals one strided correlation of x with G's composed 13x13 kernel. Training
 through that kernel (:func:`generate`) gives the same outputs and the same gradients for every

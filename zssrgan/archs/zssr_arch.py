@@ -1,4 +1,4 @@
-"""ZSSR's image-specific network (ALGORITHMS.md section 4)."""
+"""ZSSR's image-specific network (docs/algorithms.md, ZSSR)."""
 from __future__ import annotations
 
 import math

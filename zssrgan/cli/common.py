@@ -3,9 +3,12 @@ real photo."""
 from __future__ import annotations
 
 import argparse
+import sys
+from typing import Iterable
 
 from ..config import Config, PRESETS, apply_overrides, preset, set_value
-from ..device import DEVICES
+from ..device import DEVICES, resolve_device
+from ..methods import METHODS, with_plugin_settings
 
 
 def add_config_arguments(parser: argparse.ArgumentParser, default_preset: str = "paper",
@@ -20,7 +23,8 @@ def add_config_arguments(parser: argparse.ArgumentParser, default_preset: str = 
     parser.add_argument("--seed", type=int, default=None, help="random seed (default 0)")
     parser.add_argument("--device", choices=list(DEVICES), default=None, help="auto (default), cpu or cuda")
     parser.add_argument("--estimator", default=None, metavar="NAME",
-                        help="kernel estimator of the blind methods (default kernelgan; see `zssrgan estimators`)")
+                        help="kernel estimator of the blind methods (default kernelgan; see `zssrgan estimators`), "
+                             "or a plugin's module:function")
     if real:
         parser.add_argument("--real", action="store_true",
                             help="real photo: no shaving, no back-projection, noise on ZSSR's sons")
@@ -41,10 +45,26 @@ def sweep_overrides(args: argparse.Namespace) -> list[str]:
 
 
 def config_from_args(args: argparse.Namespace) -> Config:
-    cfg = apply_overrides(preset(args.preset), args.overrides)
+    """The preset, the settings sections of the plugins named (--method, --estimator, --set
+    estimator=...), then the overrides and options."""
+    methods = [args.method] if getattr(args, "method", None) else []
+    estimators = [args.estimator] if getattr(args, "estimator", None) else []
+    cfg = with_plugin_settings(preset(args.preset), methods, estimators, args.overrides)
+    cfg = apply_overrides(cfg, args.overrides)
     for key in ("seed", "device", "estimator"):
         if getattr(args, key, None) is not None:
             cfg = set_value(cfg, key, getattr(args, key))
     if getattr(args, "real", False):
         cfg = set_value(cfg, "real", True)
     return cfg
+
+
+def warn_if_slow(preset_name: str, methods: Iterable[str], device: str, local: bool = True) -> None:
+    """Say before any training that the paper preset on a CPU takes tens of minutes per ZSSR run.
+    ``device`` is the configured one; ``auto`` is judged from this machine only when ``local`` (on a
+    joined cluster the workers' nodes decide)."""
+    if preset_name != "paper" or not any(m in METHODS and m != "bicubic" for m in methods):
+        return  # nothing of ours trains (estimates alone take minutes at most; a plugin's cost is its own)
+    if device == "cpu" or (device == "auto" and local and resolve_device("auto").type == "cpu"):
+        print("warning: with the paper preset on a CPU, one ZSSR run takes tens of minutes; "
+              "add --preset quick for a short run", file=sys.stderr)

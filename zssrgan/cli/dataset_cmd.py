@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import argparse
 
-from ..datasets import PROTOCOLS, discover, make_dataset
+from ..datasets import discover, make_dataset
+from ..protocols import PROTOCOLS
 
 help = "make a synthetic benchmark (DIV2KRK layout) from a folder of high-resolution images"
 
@@ -19,13 +20,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--from", dest="src", required=True, metavar="DIR", help="folder of high-resolution images")
     parser.add_argument("--out", required=True, metavar="DIR", help="new (or empty) output folder")
     parser.add_argument("--protocol", choices=PROTOCOLS, default="div2krk",
-                        help="div2krk: random anisotropic Gaussian kernels (default); bicubic: MATLAB bicubic")
+                        help="; ".join(f"{name}: {p.description}" for name, p in PROTOCOLS.items())
+                        + " (default div2krk)")
     parser.add_argument("--scales", type=_scales, default=(2, 4), metavar="2,4", help="scale factors (default 2,4)")
-    parser.add_argument("--seed", type=int, default=0, help="random seed for the kernels (default 0)")
+    parser.add_argument("--noise", type=float, default=0.0, metavar="SIGMA",
+                        help="additive Gaussian noise on the LR images, std in 8-bit levels (0-255; default 0)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed for the kernels and the noise (default 0)")
 
 
 def run(args: argparse.Namespace) -> int:
-    out = make_dataset(args.src, args.out, protocol=args.protocol, scales=args.scales, seed=args.seed)
-    count = len(discover(out, min(args.scales)))
-    print(f"{count} images, {args.protocol} protocol, scales {','.join(map(str, args.scales))} -> {out}")
+    out = make_dataset(args.src, args.out, protocol=args.protocol, scales=args.scales, seed=args.seed,
+                       noise=args.noise)
+    counts = ", ".join(f"{len(discover(out, s))} images at x{s}" for s in sorted(set(args.scales)))
+    noise = f", noise std {args.noise:g}/255" if args.noise else ""
+    print(f"{counts}: {args.protocol} protocol{noise} -> {out}")
     return 0

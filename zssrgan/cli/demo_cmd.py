@@ -10,7 +10,8 @@ from pathlib import Path
 import numpy as np
 
 from ..config import Config
-from .common import add_config_arguments, config_from_args, sweep_overrides
+from ..errors import InputError
+from .common import add_config_arguments, config_from_args, sweep_overrides, warn_if_slow
 
 help = "run every method on a few bundled photos (local Ray + MLflow) and write the report"
 
@@ -76,13 +77,13 @@ def check_size(size: int, cfg: Config) -> None:
     shave = cfg.kernelgan.shave
     need = cfg.kernelgan.input_crop + 2 * shave
     if size // 2 < need:
-        raise ValueError(f"--size {size} gives a {size // 2} px LR input, but KernelGAN needs {need} px "
+        raise InputError(f"--size {size} gives a {size // 2} px LR input, but KernelGAN needs {need} px "
                          f"(kernelgan.input_crop {cfg.kernelgan.input_crop} + 2 x kernelgan.shave {shave}); "
                          f"use --size {-(-2 * need // 4) * 4} or more, or a smaller kernelgan.input_crop")
 
 
 def run(args: argparse.Namespace) -> int:
-    from cluster.driver import format_summary, run_sweep, ui_hint
+    from cluster.driver import format_summary, run_sweep
     from cluster.jobs import SweepSpec
 
     from ..datasets import make_dataset
@@ -90,7 +91,9 @@ def run(args: argparse.Namespace) -> int:
     from ..report import own_folder
     from .report_cmd import write_report
 
-    check_size(args.size, config_from_args(args))
+    cfg = config_from_args(args)
+    check_size(args.size, cfg)
+    warn_if_slow(args.preset, METHODS, cfg.device)
     # an earlier demo's folder is reused: same photos, same jobs, so finished jobs are not run again
     out = own_folder(Path(args.out).expanduser().resolve(), OWN, replace=("photos", "data"))
     photos = write_photos(out / "photos", args.images, args.size)
@@ -105,5 +108,5 @@ def run(args: argparse.Namespace) -> int:
     print(format_summary(summary))
     index = write_report(tracking_uri, EXPERIMENT, out / "report", sweep=summary["sweep_id"])
     print(f"\nreport: {index}")
-    print(f"browse the runs: {ui_hint(tracking_uri)}")
+    print(f"browse the runs: {summary['look']}")
     return 130 if summary["status"] == "KILLED" else (1 if summary["failed"] else 0)

@@ -6,6 +6,7 @@ import time
 from pathlib import Path
 
 from ..config import Config, set_value, valid_keys
+from ..errors import InputError
 from ..estimators import get_estimator, run_estimator
 from ..io import kernel_format, load_image, save_kernel
 from .common import add_config_arguments, config_from_args
@@ -26,11 +27,11 @@ def with_iters(cfg: Config, iters: int) -> Config:
     """``cfg`` with the estimator's iteration counts (``<section>.iters``, and ``iters_x4`` where it
     has one) set to ``iters``; an estimator that does not train has none to set."""
     if iters < 1:
-        raise ValueError(f"--iters must be at least 1, got {iters}")
+        raise InputError(f"--iters must be at least 1, got {iters}")
     keys = [section + name for section in get_estimator(cfg.estimator).reads for name in ("iters", "iters_x4")
             if section + name in valid_keys()]
     if not keys:
-        raise ValueError(f"--iters: the {cfg.estimator} estimator does not train, it has no iterations")
+        raise InputError(f"--iters: the {cfg.estimator} estimator does not train, it has no iterations")
     for key in keys:
         cfg = set_value(cfg, key, iters)
     return cfg

@@ -1,12 +1,13 @@
-"""``zssrgan methods``: list the methods with a one-line description each."""
+"""``zssrgan methods``: list the methods with a one-line description each, installed plugins last."""
 from __future__ import annotations
 
 import argparse
 
-from ..methods import METHODS
+from ..methods import METHODS, PLUGINS
+from ..plugins import listing
 from .common import print_listing
 
-help = "list the available methods"
+help = "list the available methods (installed plugins last)"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -14,4 +15,4 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    return print_listing({name: method.description for name, method in METHODS.items()})
+    return print_listing({**{name: method.description for name, method in METHODS.items()}, **listing(PLUGINS)})

@@ -11,6 +11,8 @@ import pandas as pd
 
 from cluster.jobs import DEFAULT_TRACKING_URI
 
+from ..errors import InputError
+
 help = "write the comparison report (tables, figures, index.html) of a sweep logged in MLflow"
 
 ALL = "all"
@@ -25,6 +27,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="sweep id to report (default: the experiment's latest sweep; "
                              "'all': every run of the experiment, one per job)")
     parser.add_argument("--out", required=True, metavar="DIR", help="output folder for the report")
+    parser.add_argument("--reference-method", metavar="NAME",
+                        help="in a grid sweep's ablation, compare every run with this method's run on the same image, "
+                             "seed, scale and grid point (default: with the same method at the ablated key's first "
+                             "value); a method's name or a report row's, e.g. 'kernelgan-zssr [kernelgan]'")
     parser.add_argument("--no-attach", action="store_true",
                         help="do not attach the report to the sweep's parent run in MLflow")
 
@@ -33,7 +39,7 @@ def select_sweep(runs: pd.DataFrame, sweep: Optional[str]) -> tuple[pd.DataFrame
     """(runs of ``sweep``, its id); None picks the sweep of the most recently started run, ``all``
     keeps every run and names the latest sweep (the one the report is attached to)."""
     if _SWEEP_TAG not in runs.columns or runs[_SWEEP_TAG].isna().all():
-        raise ValueError("the runs carry no zssrgan.sweep_id tag; were they written by `zssrgan run`?")
+        raise InputError("the runs carry no zssrgan.sweep_id tag; were they written by `zssrgan run`?")
     ordered = runs.sort_values("start_time", kind="stable") if "start_time" in runs.columns else runs
     latest = str(ordered[_SWEEP_TAG].dropna().iloc[-1])
     if sweep == ALL:
@@ -42,7 +48,7 @@ def select_sweep(runs: pd.DataFrame, sweep: Optional[str]) -> tuple[pd.DataFrame
     chosen = runs[runs[_SWEEP_TAG] == sweep]
     if chosen.empty:
         known = ", ".join(dict.fromkeys(ordered[_SWEEP_TAG].dropna().astype(str))) or "none"
-        raise ValueError(f"no runs of sweep {sweep!r} in this experiment; its sweeps: {known}")
+        raise InputError(f"no runs of sweep {sweep!r} in this experiment; its sweeps: {known}")
     return chosen, sweep
 
 
@@ -68,24 +74,27 @@ def mlflow_access(tracking_uri: str, cache: Path):
 
 
 def write_report(tracking_uri: str, experiment: str, out: str | Path, sweep: Optional[str] = None,
-                 attach: bool = True) -> Path:
+                 attach: bool = True, reference_method: Optional[str] = None) -> Path:
     """Build the report of ``sweep`` into ``out`` and attach the folder to the sweep's parent run
-    (artifacts under ``report/``); returns ``out/index.html``."""
+    (artifacts under ``report/``); returns ``out/index.html``. ``reference_method``: see
+    :func:`zssrgan.report.build_report`."""
     from mlflow import MlflowClient
 
     from cluster.runs import load_runs
+    from cluster.store import absolute_uri, require_existing
     from cluster.tracking import find_sweep_parent
 
     from ..report import build_report
 
+    require_existing(tracking_uri)
     runs = load_runs(tracking_uri, experiment)
     if runs.empty:
-        raise ValueError(f"experiment {experiment!r} at {tracking_uri} holds no job runs yet")
+        raise InputError(f"experiment {experiment!r} at {absolute_uri(tracking_uri)} holds no job runs yet")
     runs, sweep_id = select_sweep(runs, sweep)
     client = MlflowClient(tracking_uri=tracking_uri)
     parent = find_sweep_parent(client, str(runs["experiment_id"].iloc[0]), sweep_id)
     context = {"experiment": experiment, "sweep": "all sweeps" if sweep == ALL else sweep_id,
-               "tracking URI": tracking_uri}
+               "tracking URI": absolute_uri(tracking_uri)}
     if parent is not None and sweep != ALL:
         params = parent.data.params
         context.update({k: params[k] for k in ("preset", "data", "overrides", "grid") if params.get(k)})
@@ -96,13 +105,21 @@ def write_report(tracking_uri: str, experiment: str, out: str | Path, sweep: Opt
 
     with tempfile.TemporaryDirectory(prefix="zssrgan-report-") as cache:
         index = build_report(runs, out, *mlflow_access(tracking_uri, Path(cache)),
-                             title=f"zssrgan comparison: {experiment}", context=context)
+                             title=f"zssrgan comparison: {experiment}", context=context,
+                             reference_method=reference_method)
     if attach and parent is not None:
         client.log_artifacts(parent.info.run_id, str(index.parent), artifact_path="report")
     return index
 
 
 def run(args: argparse.Namespace) -> int:
-    index = write_report(args.tracking_uri, args.experiment, args.out, args.sweep, attach=not args.no_attach)
-    print(f"report: {index.resolve()}")
+    from mlflow import MlflowClient
+
+    from cluster.store import ui_hint
+
+    index = write_report(args.tracking_uri, args.experiment, args.out, args.sweep, attach=not args.no_attach,
+                         reference_method=args.reference_method)
+    print(f"report: {index}")
+    experiment = MlflowClient(tracking_uri=args.tracking_uri).get_experiment_by_name(args.experiment)
+    print(f"browse the runs: {ui_hint(args.tracking_uri, experiment.experiment_id)}")
     return 0

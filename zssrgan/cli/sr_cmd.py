@@ -2,23 +2,23 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 import numpy as np
 
-from ..device import resolve_device
+from ..errors import InputError
 from ..io import load_image, load_kernel, save_image
-from ..methods import METHODS, SCALES, run_method
-from .common import add_config_arguments, config_from_args
+from ..methods import METHODS, SCALES, get_method, run_method
+from .common import add_config_arguments, config_from_args, warn_if_slow
 
 help = "super-resolve one image with one method"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("image", help="the low-resolution image (PNG, JPEG, TIFF, BMP)")
-    parser.add_argument("--method", required=True, choices=list(METHODS), metavar="NAME",
-                        help="one of: " + ", ".join(METHODS) + " (`zssrgan methods` describes them)")
+    parser.add_argument("--method", required=True, metavar="NAME",
+                        help="one of: " + ", ".join(METHODS) + ", an installed plugin or a plugin's module:function "
+                             "(`zssrgan methods` describes them)")
     parser.add_argument("--scale", type=int, choices=SCALES, default=2, help="scale factor (default 2)")
     parser.add_argument("--out", required=True, metavar="SR.png", help="where to save the super-resolved image")
     parser.add_argument("--kernel", metavar="K.npy|K.mat",
@@ -32,9 +32,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def _kernels(args: argparse.Namespace) -> dict[int, np.ndarray] | None:
     """``{scale: kernel}`` from --kernel / --kernel-x2, loaded and validated; None when neither."""
     if args.kernel_x2 and args.scale != 4:
-        raise ValueError("--kernel-x2 is for --scale 4; at x2 give the kernel with --kernel")
-    if args.scale == 4 and args.kernel and not args.kernel_x2 and METHODS[args.method].needs_kernel:
-        raise ValueError(f"{args.method} at x4 runs gradually (x2, then x4) and needs the true x2 kernel "
+        raise InputError("--kernel-x2 is for --scale 4; at x2 give the kernel with --kernel")
+    if args.scale == 4 and args.kernel and not args.kernel_x2 and get_method(args.method).needs_kernel:
+        raise InputError(f"{args.method} at x4 runs gradually (x2, then x4) and needs the true x2 kernel "
                          "too: add --kernel-x2 K2.npy")
     kernels = {args.scale: load_kernel(args.kernel)} if args.kernel else {}
     if args.kernel_x2:
@@ -43,14 +43,12 @@ def _kernels(args: argparse.Namespace) -> dict[int, np.ndarray] | None:
 
 
 def run(args: argparse.Namespace) -> int:
-    cfg = config_from_args(args)
+    cfg = config_from_args(args)  # an unknown method or a broken plugin fails here
     if Path(args.out).suffix.lower() != ".png":
-        raise ValueError(f"--out {args.out}: the SR image is saved as PNG; use a .png file name")
+        raise InputError(f"--out {args.out}: the SR image is saved as PNG; use a .png file name")
     kernels = _kernels(args)
     lr = load_image(args.image)
-    if args.method != "bicubic" and args.preset == "paper" and resolve_device(cfg.device).type == "cpu":
-        print("warning: with the paper preset on a CPU, one ZSSR run takes tens of minutes; "
-              "add --preset quick for a short run", file=sys.stderr)
+    warn_if_slow(args.preset, [args.method], cfg.device)
     result = run_method(args.method, lr, args.scale, cfg, kernels=kernels)
     path = save_image(args.out, result.sr)
     times = ", ".join(f"{phase} {seconds:.1f} s" for phase, seconds in result.timings.items())

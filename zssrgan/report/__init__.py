@@ -12,8 +12,10 @@ from typing import Optional
 
 import pandas as pd
 
+from ..errors import InputError
+from .ablation import ablation_rows, ablation_tables, introduction, main_metric, paired_differences
 from .figures import (ArtifactFn, HistoryFn, ablation_figures, crop_figures, kernel_figures, loss_figures,
-                      tradeoff_figures)
+                      tradeoff_figures, width_figures)
 from .html import write_index
 from .tables import METRICS, Table, comparison_tables, prepare, write_table
 
@@ -28,14 +30,14 @@ def own_folder(out: Path, own: tuple[str, ...], replace: tuple[str, ...] = ()) -
     MLflow or deleted; then its ``replace`` entries are removed to be written afresh."""
     if out.exists():
         if not out.is_dir():
-            raise ValueError(f"output {out} exists and is not a folder")
+            raise InputError(f"output {out} exists and is not a folder")
         entries = {p.name for p in out.iterdir()}
         if entries and OWNED_MARKER not in entries:
-            raise ValueError(f"output folder {out} is not empty and was not written by zssrgan "
+            raise InputError(f"output folder {out} is not empty and was not written by zssrgan "
                              f"({', '.join(sorted(entries)[:5])}); choose a new or empty folder")
         other = sorted(entries - set(own) - {OWNED_MARKER})
         if other:
-            raise ValueError(f"output folder {out} already holds other files ({', '.join(other[:5])}); "
+            raise InputError(f"output folder {out} already holds other files ({', '.join(other[:5])}); "
                              f"choose a new or empty folder")
         for name in replace:
             if (out / name).is_dir():
@@ -49,17 +51,26 @@ def own_folder(out: Path, own: tuple[str, ...], replace: tuple[str, ...] = ()) -
 
 def build_report(runs: pd.DataFrame, out: str | Path, artifact: Optional[ArtifactFn] = None,
                  history: Optional[HistoryFn] = None, title: str = "zssrgan comparison",
-                 context: Optional[dict] = None) -> Path:
+                 context: Optional[dict] = None, reference_method: Optional[str] = None) -> Path:
     """Write the report for ``runs`` (``mlflow.search_runs`` child runs) into ``out`` and return
     ``out/index.html``. ``artifact(run_id, name)`` gives a local copy of a run's artifact (``sr.png``,
     ``kernel.npy``, ``true_kernel.npy``) or None; ``history(run_id, key)`` gives a DataFrame with
     columns ``step`` and ``value``; without them the picture and loss figures are skipped with a
-    note. ``out`` must be new, empty or an earlier report's folder."""
-    out = own_folder(Path(out).expanduser(), ("index.html", "tables", "figures"),
-                     replace=("tables", "figures"))
+    note. A grid sweep's ablation compares each run with the same method at the first value of the
+    ablated key, or with ``reference_method`` at the same grid point. ``out`` must be new, empty or
+    an earlier report's folder."""
     frame = prepare(runs)
+    rows, points = ablation_rows(frame)
+    if reference_method is not None and rows.empty:
+        raise InputError(f"a reference method ({reference_method}) compares the points of a grid; "
+                         "these runs have no grid")
+    metric = main_metric(frame)
+    paired = paired_differences(rows, points, metric[0], reference_method) if not rows.empty else None
+    out = own_folder(Path(out).expanduser().resolve(), ("index.html", "tables", "figures"),
+                     replace=("tables", "figures"))
+    ablation = ablation_tables(rows, paired, metric) if paired is not None else []
     tables: list[tuple[Table, dict[str, Path]]] = [(t, write_table(t, out / "tables"))
-                                                   for t in comparison_tables(frame)]
+                                                   for t in comparison_tables(frame) + ablation]
     sections = [
         ("Kernels", "Estimated (or used) kernels beside the true kernel, centred, on one pixel scale.",
          kernel_figures(frame, out, artifact)),
@@ -71,9 +82,11 @@ def build_report(runs: pd.DataFrame, out: str | Path, artifact: Optional[Artifac
          "methods that reuse a shared kernel estimate also need the estimate row's time once per image.",
          tradeoff_figures(frame, out)),
     ]
-    ablation = ablation_figures(frame, out)
-    if ablation:
-        sections.append(("Ablation", "The grid's ablated values against the main metric.", ablation))
+    if frame["kernel_width"].notna().any():
+        sections.append(("Kernel width", "PSNR-Y against the width of the blur, per method: where each method "
+                         "breaks as the blur widens (mean ± std over images and seeds).", width_figures(frame, out)))
+    if paired is not None:
+        sections.append(("Ablation", introduction(reference_method), ablation_figures(paired, out, metric[1])))
     failed = frame[frame["failed"]]
     failures = [(f"{r.method} on {r.image} x{r.scale} (run {r.run_id})", (r.error or "failed").splitlines()[0])
                 for r in failed.itertuples()]
@@ -85,4 +98,7 @@ def build_report(runs: pd.DataFrame, out: str | Path, artifact: Optional[Artifac
         "scales": ", ".join(f"x{s}" for s in sorted(done["scale"].unique())),
         "seeds": len(done["seed"].unique()),
     }
+    protocols = [p for p in done["protocol"].unique() if p]
+    if protocols:
+        summary["protocols"] = ", ".join(protocols)
     return write_index(out, title, {**(context or {}), **summary}, tables, sections, failures)

@@ -1,5 +1,5 @@
 """Figures (matplotlib, Agg, PNG): kernels, zoomed crops, ZSSRGAN's losses, the PSNR/time and
-PSNR/sharpness trade-offs and the ablation curves.
+PSNR/sharpness trade-offs, PSNR against the kernel width and the ablation's paired differences.
 
 Every figure function returns a :class:`Figure` with either a file or a note saying why the data
 for it is absent (real photos have no PSNR, a sweep without ZSSRGAN has no adversarial loss), so
@@ -22,7 +22,7 @@ from scipy import ndimage
 
 from ..io import load_image, load_kernel
 from ..metrics import rgb2y
-from .tables import ESTIMATE, base_method, method_order, parse_grid
+from .tables import ESTIMATE, base_method, method_order, value_key
 
 ArtifactFn = Callable[[str, str], Optional[Path]]  # (run_id, artifact name) -> local file or None
 HistoryFn = Callable[[str, str], pd.DataFrame]  # (run_id, metric key) -> columns step, value
@@ -151,7 +151,7 @@ def _crop_box(reference: np.ndarray, size: int) -> tuple[int, int]:
 
 def crop_figures(frame: pd.DataFrame, out: Path, artifact: Optional[ArtifactFn]) -> list[Figure]:
     """Per image and scale: the same zoomed region for the LR input, every method and the ground
-    truth when known (the seed report's Figures 3-5), and the full frame with the region marked."""
+    truth when known (the ZSSRGAN report's Figures 3-5), and the full frame with the region marked."""
     figures = []
     for (image, scale), group in representatives(frame).groupby(["image", "scale"], sort=False):
         title = f"Zoomed crops: {image}, x{scale}"
@@ -196,13 +196,13 @@ def crop_figures(frame: pd.DataFrame, out: Path, artifact: Optional[ArtifactFn])
 
 def loss_figures(frame: pd.DataFrame, out: Path, history: Optional[HistoryFn]) -> list[Figure]:
     """ZSSRGAN's two losses (L1 reconstruction and adversarial) over the steps, one row per ZSSRGAN
-    method on its first image (the seed report's Figure 6)."""
+    method on its first image (the ZSSRGAN report's Figure 6)."""
     title = "ZSSRGAN losses over training steps"
     rows = representatives(frame[frame["method"].str.startswith("zssrgan")]).groupby("method", sort=False).head(1)
     curves = []
     for _, row in rows.iterrows():
         keys = sorted((k for k in frame.columns if _LOSS_KEY.match(k) and not pd.isna(row[k])),
-                      key=lambda k: ("l1" not in k, k))  # reconstruction first, as in the seed's figure
+                      key=lambda k: ("l1" not in k, k))  # reconstruction first, as in the report's figure
         series = {k: history(row["run_id"], k) for k in keys} if history else {}
         series = {k: v for k, v in series.items() if len(v)}
         if series:
@@ -246,8 +246,8 @@ def _scatter(frame: pd.DataFrame, out: Path, x: str, y: str, xlabel: str, ylabel
 
 
 def tradeoff_figures(frame: pd.DataFrame, out: Path) -> list[Figure]:
-    """PSNR against time per method, and PSNR against sharpness (the seed's sharpness/smoothness
-    trade-off); each dot is a run."""
+    """PSNR against time per method, and PSNR against sharpness (the sharpness/smoothness trade-off
+    the ZSSRGAN report describes); each dot is a run."""
     methods = frame[frame["method"].map(base_method) != ESTIMATE]
     return [
         _scatter(methods, out, "time_total", "psnr_y", "time per image (s, log)", "PSNR-Y (dB)",
@@ -257,34 +257,67 @@ def tradeoff_figures(frame: pd.DataFrame, out: Path) -> list[Figure]:
     ]
 
 
-def ablation_figures(frame: pd.DataFrame, out: Path) -> list[Figure]:
-    """For each ablated key of the grid: the metric (PSNR-Y, else LR-consistency) against its value,
-    one line per method and scale, mean ± std over images, seeds and the other keys."""
-    done = frame[~frame["failed"] & (frame["grid"] != "")]
-    if done.empty:
-        return []
-    metric, label = ("psnr_y", "PSNR-Y (dB)") if done["psnr_y"].notna().any() else \
-        ("lr_consistency", "LR-consistency (dB)")
-    points = pd.DataFrame([parse_grid(g) for g in done["grid"]], index=done.index)
+def _mean_lines(ax, data: pd.DataFrame, x: str, metric: str, colours: dict[str, tuple]) -> None:
+    """One line per method and scale: ``metric``'s mean ± std (over the other runs) at each ``x``."""
+    for (method, scale), group in data.groupby(["method", "scale"], sort=False):
+        stats = group.groupby(x)[metric].agg(["mean", "std"]).sort_index()
+        ax.errorbar(stats.index, stats["mean"], yerr=stats["std"].fillna(0), marker="o", capsize=3,
+                    color=colours[method], label=f"{method} x{scale}")
+
+
+def width_figures(frame: pd.DataFrame, out: Path) -> list[Figure]:
+    """Per protocol and scale that vary the blur's width (gaussian8): PSNR-Y against the width, one
+    line per method, mean ± std over images and seeds; where each method breaks as the blur widens."""
+    done = frame[~frame["failed"] & frame["kernel_width"].notna()]
+    done = done[done["method"].map(base_method) != ESTIMATE]
     colours = _colours(done["method"])
     figures = []
-    for key in points.columns:
-        values = points[key]
-        numeric = pd.to_numeric(values, errors="coerce")
-        categories = sorted(values.dropna().unique(), key=str)
-        position = numeric if numeric.notna().all() else values.map({c: i for i, c in enumerate(categories)})
-        data = done.assign(_x=position)
+    for (protocol, scale), group in done.groupby(["protocol", "scale"], sort=False):
+        title = f"PSNR against kernel width: {protocol or 'unknown protocol'}, x{scale}"
+        scored = group[group["psnr_y"].notna()]
+        if scored.empty:
+            figures.append(Figure(title, note="no run logged psnr_y (no ground truth)"))
+            continue
         fig = MplFigure(figsize=(7, 4.5))
         ax = fig.subplots()
-        for (method, scale), group in data.groupby(["method", "scale"], sort=False):
-            stats = group.groupby("_x")[metric].agg(["mean", "std"]).sort_index()
-            ax.errorbar(stats.index, stats["mean"], yerr=stats["std"].fillna(0), marker="o", capsize=3,
-                        color=colours[method], label=f"{method} x{scale}")
-        if numeric.isna().any():
-            ax.set_xticks(range(len(categories)), categories)
-        ax.set_xlabel(key)
-        ax.set_ylabel(label)
+        _mean_lines(ax, scored, "kernel_width", "psnr_y", colours)
+        ax.set_xlabel("kernel width (Gaussian sigma, HR pixels)")
+        ax.set_ylabel("PSNR-Y (dB)")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
-        figures.append(Figure(f"Ablation: {label} against {key}", _save(fig, out, f"ablation_{key}")))
+        figures.append(Figure(title, _save(fig, out, f"psnr_vs_width_{protocol}_x{scale}")))
+    return figures
+
+
+def ablation_figures(paired: pd.DataFrame, out: Path, metric: str) -> list[Figure]:
+    """For each ablated key: the paired difference in ``metric`` (a title) to the reference against
+    the key's value (:func:`~zssrgan.report.ablation.paired_differences`), one line per method and
+    scale, bars of ± one standard error; lines are shifted sideways a little so bars do not hide
+    each other."""
+    figures = []
+    for key, data in paired.groupby("key", sort=False):
+        reference = data["reference"].iloc[0]
+        title = f"Ablation: {metric} against {key}, paired difference to {reference}"
+        values = sorted(set(data["value"]), key=value_key)
+        numbers = pd.to_numeric(pd.Series(values), errors="coerce")
+        numeric = bool(numbers.notna().all())
+        position = dict(zip(values, numbers if numeric else range(len(values))))
+        span = (max(position.values()) - min(position.values())) or 1.0
+        lines = list(data.groupby(["method", "scale"], sort=False))
+        colours = _colours(data["method"])
+        fig = MplFigure(figsize=(7, 4.5))
+        ax = fig.subplots()
+        ax.axhline(0.0, color="grey", lw=1)
+        for i, ((method, scale), line) in enumerate(lines):
+            shift = (i - (len(lines) - 1) / 2) * 0.015 * span
+            x = [position[v] + shift for v in line["value"]]
+            ax.errorbar(x, line["mean"], yerr=line["se"].fillna(0), marker="o", capsize=3, color=colours[method],
+                        linestyle="-" if scale == 2 else "--", label=f"{method} x{scale}")
+        if not numeric:
+            ax.set_xticks(range(len(values)), values)
+        ax.set_xlabel(key)
+        ax.set_ylabel(f"Δ {metric} vs {reference}\n(mean ± s.e. over images and seeds)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+        figures.append(Figure(title, _save(fig, out, f"ablation_{key}")))
     return figures

@@ -11,10 +11,11 @@ from typing import Optional
 
 import pandas as pd
 
+from ..errors import InputError
 from ..estimators import ESTIMATORS
 from ..methods import GENERATOR, METHODS, applicable
 
-# (metric key, column title, decimals): the seed report's Table 1 columns, plus what explains them
+# (metric key, column title, decimals): the ZSSRGAN report's Table 1 columns, plus what explains them
 METRICS = (
     ("psnr_y", "PSNR-Y (dB)", 2),
     ("ssim_y", "SSIM-Y", 4),
@@ -72,16 +73,17 @@ def latest_attempts(runs: pd.DataFrame) -> pd.DataFrame:
 def prepare(runs: pd.DataFrame) -> pd.DataFrame:
     """One row per job: ``run_id``, ``method`` (its :func:`label`, with the estimator),
     ``estimator``, ``image``, ``scale``, ``seed``, ``grid``, ``failed``, ``error``, ``gt_path``,
-    ``lr_path``, every metric (``NaN`` when not logged) and the curve metrics (``<phase>.<value>``
+    ``lr_path``, ``protocol`` ("" when unknown), ``kernel_width`` (``NaN`` where the protocol has
+    none), every metric (``NaN`` when not logged) and the curve metrics (``<phase>.<value>``
     columns, last value)."""
     runs = latest_attempts(runs)
     if runs.empty:
-        raise ValueError("no runs to report: the experiment (or sweep) holds no finished child runs")
+        raise InputError("no runs to report: the experiment (or sweep) holds no finished child runs")
     frame = pd.DataFrame({"run_id": runs["run_id"].astype(str)}, index=runs.index)
     for key in _KEYS:
         frame[key] = _column(runs, f"tags.zssrgan.{key}", f"params.{key}")
     if frame["method"].isna().any():
-        raise ValueError("some runs carry no zssrgan.method tag or method param: not zssrgan child runs")
+        raise InputError("some runs carry no zssrgan.method tag or method param: not zssrgan child runs")
     frame["scale"] = pd.to_numeric(frame["scale"], errors="coerce").fillna(0).astype(int)
     frame["seed"] = pd.to_numeric(frame["seed"], errors="coerce").fillna(0).astype(int)
     frame["image"] = frame["image"].fillna("?").astype(str)
@@ -93,6 +95,9 @@ def prepare(runs: pd.DataFrame) -> pd.DataFrame:
     frame["failed"] = (frame["error"] != "") | (status == "FAILED")
     for key in ("gt_path", "lr_path"):
         frame[key] = _column(runs, f"params.{key}").fillna("").astype(str)
+    frame["protocol"] = _protocol_label(runs)
+    width = _column(runs, "tags.zssrgan.kernel_width", "params.kernel_width").replace({"": None, "none": None})
+    frame["kernel_width"] = pd.to_numeric(width, errors="coerce").round(3)
     metric_columns = [c for c in runs.columns if c.startswith("metrics.")]
     for column in metric_columns:
         frame[column[len("metrics."):]] = pd.to_numeric(runs[column], errors="coerce")
@@ -100,9 +105,17 @@ def prepare(runs: pd.DataFrame) -> pd.DataFrame:
         if key not in frame.columns:
             frame[key] = math.nan
     order = {m: i for i, m in enumerate(method_order(frame["method"]))}
-    frame = frame.assign(_order=frame["method"].map(order), _grid=_grid_rank(frame["grid"]))
+    frame = frame.assign(_order=frame["method"].map(order), _grid=grid_rank(frame["grid"]))
     frame = frame.sort_values(["_order", "scale", "_grid", "image", "seed"], kind="stable")
     return frame.drop(columns=["_order", "_grid"]).reset_index(drop=True)
+
+
+def _protocol_label(runs: pd.DataFrame) -> pd.Series:
+    """The degradation protocol of each run (``make-dataset``'s), with its noise level when there was
+    noise (``gaussian8 + noise 15``): runs of one label are comparable; "" when unknown."""
+    protocol = _column(runs, "tags.zssrgan.protocol", "params.protocol").replace("none", None).fillna("").astype(str)
+    noise = pd.to_numeric(_column(runs, "params.noise"), errors="coerce").fillna(0.0)
+    return protocol.where((noise <= 0) | (protocol == ""), protocol + " + noise " + noise.map("{:g}".format))
 
 
 def parse_grid(grid: str) -> dict[str, str]:
@@ -110,16 +123,18 @@ def parse_grid(grid: str) -> dict[str, str]:
     return dict(part.split("=", 1) for part in grid.split(";") if "=" in part)
 
 
-def _grid_rank(grids: pd.Series) -> pd.Series:
-    """Ablation points in value order (numbers numerically: 5 before 10), as ranks."""
+def value_key(value: str) -> tuple:
+    """Grid values in value order: numbers numerically (5 before 10), then text."""
+    try:
+        return (0, float(value), "")
+    except ValueError:
+        return (1, 0.0, value)
+
+
+def grid_rank(grids: pd.Series) -> pd.Series:
+    """Ablation points in value order, as ranks."""
     def key(grid: str) -> list[tuple]:
-        values = []
-        for value in parse_grid(grid).values():
-            try:
-                values.append((0, float(value), ""))
-            except ValueError:
-                values.append((1, 0.0, value))
-        return values
+        return [value_key(value) for value in parse_grid(grid).values()]
 
     return grids.map({g: i for i, g in enumerate(sorted(set(grids), key=key))})
 
@@ -135,7 +150,7 @@ class Table:
     text: pd.DataFrame
 
 
-def _format(mean: float, std: float, n: int, decimals: Optional[int]) -> str:
+def format_cell(mean: float, std: float, n: int, decimals: Optional[int]) -> str:
     if pd.isna(mean):
         return "–"
     if decimals is None:
@@ -159,25 +174,35 @@ def summarise(frame: pd.DataFrame, by: list[str], name: str, title: str) -> Tabl
     text = numbers[by].astype(str).copy()
     text["n"] = numbers["n"].astype(str)
     for key, label, decimals in present:
-        text[label] = [_format(m, s, int(c), decimals) for m, s, c in
+        text[label] = [format_cell(m, s, int(c), decimals) for m, s, c in
                        zip(numbers[f"{key}_mean"], numbers[f"{key}_std"], numbers[f"{key}_count"])]
     return Table(name, title, by, numbers, text)
 
 
 def comparison_tables(frame: pd.DataFrame) -> list[Table]:
-    """The method x scale table (seed report Table 1, with spread), the per-image table and, when
-    the sweep had a grid, the per-ablation-point table."""
+    """The method x scale table (the ZSSRGAN report's Table 1, with spread), the per-image table
+    and, when the sweep had them, the per-protocol (several protocols) and per-kernel-width tables;
+    one row per job (a job shared by the points of a grid counts once)."""
     tables = [
         not_applicable(summarise(frame, ["method", "scale"], "methods",
                                  "Per method and scale: mean ± std over images and seeds"), frame),
         summarise(frame, ["image", "method", "scale"], "per_image",
                   "Per image: mean ± std over seeds"),
     ]
-    ablated = frame[frame["grid"] != ""]
-    if not ablated.empty:
+    known = frame[frame["protocol"] != ""]
+    protocols = list(known["protocol"].unique())
+    if len(protocols) == 1 and len(known) == len(frame):
+        tables[0].title += f" ({protocols[0]} protocol)"
+    elif protocols:
+        tables[0].title += " (protocols pooled)"
+        tables.append(summarise(known, ["protocol", "method", "scale"], "per_protocol",
+                                "Per degradation protocol: mean ± std over images and seeds"))
+    widths = frame[frame["kernel_width"].notna()].sort_values(["protocol", "scale", "kernel_width"], kind="stable")
+    if not widths.empty:
+        tables.append(summarise(widths, ["protocol", "scale", "kernel_width", "method"], "per_width",
+                                "Per kernel width: mean ± std over images and seeds"))
+    if (frame["grid"] != "").any():
         tables[0].title += " (grid points pooled)"
-        tables.append(summarise(ablated, ["grid", "method", "scale"], "ablation",
-                                "Per ablation point (zssrgan.grid): mean ± std over images and seeds"))
     return tables
 
 

@@ -1,4 +1,4 @@
-"""Gradient-probability crop sampling (ALGORITHMS.md section 3), reusable by every internal GAN.
+"""Gradient-probability crop sampling (docs/algorithms.md, KernelGAN), reusable by every internal GAN.
 
 Crops are drawn where the image has edges: a kernel is only observable where there is structure.
 All positions are drawn up front in one vectorised call; a training step only slices.

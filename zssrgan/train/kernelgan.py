@@ -1,4 +1,4 @@
-"""KernelGAN training (ALGORITHMS.md section 3): an image-specific GAN whose linear generator learns
+"""KernelGAN training (docs/algorithms.md, KernelGAN): an image-specific GAN whose linear generator learns
 the image's x2 downscaling kernel.
 
 Faithful to the published schedule, fast by construction: crops are drawn up front and sliced on
@@ -14,8 +14,9 @@ import numpy as np
 import torch
 
 from ..archs.kernelgan_arch import Discriminator, Generator, composed_kernel, generate
-from ..config import Config, KernelGANConfig, preset
+from ..config import Config, ConfigError, KernelGANConfig, preset
 from ..device import resolve_device
+from ..errors import InputError
 from ..kernels import kernel_width, postprocess_kernel, with_x4
 from ..losses import (BICUBIC_X2, adversarial_l1, bicubic_downscale, bicubic_loss, boundaries_loss,
                       boundaries_mask, centralized_loss, sparsity_loss, sum_to_one_loss)
@@ -39,7 +40,7 @@ def prepare_image(image: np.ndarray, cfg: KernelGANConfig, real: bool) -> np.nda
     shave = 0 if real else cfg.shave
     minimum = cfg.input_crop + 2 * shave
     if min(image.shape[:2]) < minimum:
-        raise ValueError(
+        raise InputError(
             f"image of {image.shape[0]}x{image.shape[1]} px is too small for KernelGAN: it needs at least "
             f"{minimum}x{minimum} px ({cfg.input_crop}px crops"
             + (f" after shaving {shave} px per side)" if shave else ")")
@@ -68,7 +69,7 @@ class KernelGANTrainer:
                  rng: np.random.Generator, real: bool = False, fixed_kernel: Optional[np.ndarray] = None) -> None:
         for name in ("iters", "n_crop_positions", "crops_per_step"):
             if getattr(cfg, name) < 1:
-                raise ValueError(f"kernelgan.{name} must be at least 1, got {getattr(cfg, name)}")
+                raise ConfigError(f"kernelgan.{name} must be at least 1, got {getattr(cfg, name)}")
         self.cfg, self.device = cfg, torch.device(device)
         image = prepare_image(image, cfg, real)
         seed = int(rng.integers(2**62))

@@ -1,12 +1,13 @@
-"""ZSSR: an image-specific CNN trained on the image's own father/son pairs (ALGORITHMS.md section 4).
+"""ZSSR: an image-specific CNN trained on the image's own father/son pairs (docs/algorithms.md, ZSSR).
 
 Each step crops an "HR father" from the input (augmented in the original configuration), degrades
 it with the stage's kernel into an "LR son" and teaches the network son -> father. The kernel is
 centred with ``kernel_shift`` for the stage's scale factor, so sons sit where bicubic
 interpolation expects them and the output is pixel-aligned with a ground truth degraded in
 MATLAB's geometry (as ``zssrgan.datasets`` degrades). Everything
-per step stays on the device (crops, warps, sons, the bicubic upscale); the host only sees the
-reconstruction MSE the learning-rate policy needs every ``test_every`` steps.
+per step stays on the device (crops, warps, sons, the bicubic upscale, the losses recorded for
+every step); the host reads the device only for the reconstruction MSE the learning-rate policy
+needs every ``test_every`` steps, and takes the recorded losses in the same pause.
 """
 from __future__ import annotations
 
@@ -23,10 +24,11 @@ from torch import nn
 from ..archs.zssr_arch import ZSSRNet
 from ..config import Config, ZSSRConfig, ZSSRVariant
 from ..device import resolve_device, seed_everything
+from ..errors import InputError
 from ..kernels import (RECENTRING_PAD, KernelError, analytic_x4_kernel, kernel_shift, kernel_shift_torch,
                        validate_kernel)
 from ..losses import gradient_weight_map, weighted_l1
-from ..progress import Callback
+from ..progress import Callback, StepValues
 from ..resize import imresize_torch
 
 ExtraLoss = Callable[[torch.Tensor], tuple[torch.Tensor, Mapping[str, float]]]
@@ -149,8 +151,8 @@ class ZSSRTrainer:
         self.noise = torch.Generator(device=device).manual_seed(int(rng.integers(2**62)))
         self.iteration = 0
         self.l1: Optional[torch.Tensor] = None  # this step's reconstruction L1 (detached), for extensions
-        self._l1_sum = torch.zeros((), device=device)
-        self._l1_count = 0
+        self.values = StepValues()  # every step's values until reported
+        self._synced = False  # the host waited for the device since the last report
 
     def _crop_size(self, shape: Sequence[int]) -> int:
         """cfg.crop, but no larger than the input (the published code zero-padded small images to
@@ -160,7 +162,7 @@ class ZSSRTrainer:
         if float(self.sf).is_integer():
             crop -= crop % int(self.sf)
         if crop < 4 * self.sf:
-            raise ValueError(f"the LR image ({shape[0]}x{shape[1]}) is too small for ZSSR at x{self.sf:g}: "
+            raise InputError(f"the LR image ({shape[0]}x{shape[1]}) is too small for ZSSR at x{self.sf:g}: "
                              f"its sons would be under 4 pixels; use an image of at least {math.ceil(4 * self.sf)} "
                              "pixels a side")
         return crop
@@ -278,44 +280,49 @@ class ZSSRTrainer:
         with self.autocast():
             return self.net(upscaled.contiguous(memory_format=self.memory_format)).float()
 
-    def step(self, extra_loss: Optional[ExtraLoss] = None) -> dict[str, float]:
+    def step(self, extra_loss: Optional[ExtraLoss] = None) -> None:
         """One training step. ``extra_loss(output)`` gets this step's network output (N,3,h,w on the
         device, [0, 1] up to the network's overshoot: not clipped, so gradients flow) and returns
-        (a term added to the loss, {name: float}).
+        (a term added to the loss, {name: float or 0-d tensor}).
 
-        Returns ``lr`` and the extra loss's values every step; ``loss_l1`` (the mean since the last
-        report) and ``rec_mse`` (the policy's reconstruction MSE) every ``test_every`` steps, so the
-        device is not synchronised every step.
+        Records ``lr``, ``loss_l1`` (this step's reconstruction loss) and the extra loss's values
+        for every step, and ``rec_mse`` (the policy's reconstruction MSE) every ``test_every``
+        steps; :meth:`reported` hands them over.
         """
         self.net.train()
+        step = self.iteration
         father, weights = self._father()
         output = self.forward(self.degrade(father), father.shape[2:])
         loss = weighted_l1(output, father, weights)
         self.l1 = loss.detach()
-        values: dict[str, float] = {"lr": self.policy.lr}
+        self.values.add(step, {"lr": self.policy.lr, "loss_l1": self.l1})
         if extra_loss is not None:
             term, extra_values = extra_loss(output)
             loss = loss + term
-            values.update(extra_values)
+            self.values.add(step, extra_values)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
-        self._l1_sum += self.l1
-        self._l1_count += 1
 
-        step = self.iteration
         if step % self.cfg.test_every == 0:
             self.check_kernel()
             rec_mse = self.reconstruction_mse()
             self.policy.record(step, rec_mse)
-            values.update(loss_l1=float(self._l1_sum) / self._l1_count, rec_mse=rec_mse)
-            self._l1_sum.zero_()
-            self._l1_count = 0
+            self.values.add(step, {"rec_mse": rec_mse})
+            self._synced = True
         if self.policy.update(step):
             for group in self.optimizer.param_groups:
                 group["lr"] = self.policy.lr
         self.iteration += 1
-        return values
+
+    def reported(self) -> list[tuple[int, dict[str, float]]]:
+        """(step, values) of every step recorded since the last call, once the host has waited for
+        the device anyway (every ``test_every`` steps) or training is over; else none, so that the
+        steps in between never wait for the device."""
+        if not (self._synced or self.finished):
+            return []
+        self._synced = False
+        return self.values.flush()
 
     @torch.no_grad()
     def reconstruction_mse(self) -> float:
@@ -392,11 +399,12 @@ def zssr_super_resolve(lr: np.ndarray, scale: int, kernels: Optional[Mapping[int
         ext = extension(sf, trainer) if extension is not None else None
         while not trainer.finished:
             step = trainer.iteration
-            values = trainer.step(ext.loss if ext is not None else None)
+            trainer.step(ext.loss if ext is not None else None)
             if ext is not None:
-                values |= ext.after_step(step, trainer)
-            if callback is not None:
-                callback(phase, step, values)
+                trainer.values.add(step, ext.after_step(step, trainer))
+            for row in trainer.reported():
+                if callback is not None:
+                    callback(phase, *row)
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         timings[f"{phase}_train"] = time.perf_counter() - start

@@ -1,4 +1,4 @@
-"""ZSSRGAN (ALGORITHMS.md section 5): ZSSR trained with KernelGAN's discriminator as an extra loss.
+"""ZSSRGAN (docs/algorithms.md, ZSSRGAN): ZSSR trained with KernelGAN's discriminator as an extra loss.
 
 ZSSR's loss is ``L1 + r / (1 - r) * c * L_adv``: ``L1`` is ZSSR's own reconstruction loss,
 ``L_adv`` is D's adversarial loss on ZSSR's output judged as "real" (D has learned the patches of
@@ -27,7 +27,7 @@ from torch import nn
 
 from ..archs.fkp_arch import Critic
 from ..archs.kernelgan_arch import Discriminator
-from ..config import Config
+from ..config import Config, ConfigError
 from ..device import resolve_device
 from ..kernels import analytic_x4_kernel_torch, postprocess_kernel, postprocess_kernel_torch
 from ..losses import adversarial_l1
@@ -46,16 +46,16 @@ class AdversarialWeight:
     detached loss values, so the adversarial term stays ``r / (1 - r)`` times the reconstruction term
     throughout training: with r = 0.5 both weigh the same, with r = 0.2 the adversarial term is a
     quarter of L1, however the two losses drift. The first step's c is exactly L1 / L_adv, which is
-    what the seed measured and then froze for the whole run; ``momentum = 1`` reproduces that. A
+    what the ZSSRGAN report measured and then froze for the whole run; ``momentum = 1`` reproduces that. A
     frozen c lets the adversarial term dominate once L1 has fallen by orders of magnitude during
     training (L_adv barely moves), which is why the running ratio is the default.
     """
 
     def __init__(self, ratio: float, momentum: float = 0.9, eps: float = 1e-8) -> None:
         if not 0.0 < ratio < 1.0:
-            raise ValueError(f"zssrgan.disc_ratio must be in (0, 1), got {ratio}")
+            raise ConfigError(f"zssrgan.disc_ratio must be in (0, 1), got {ratio}")
         if not 0.0 <= momentum <= 1.0:
-            raise ValueError(f"zssrgan.c_momentum must be in [0, 1], got {momentum}")
+            raise ConfigError(f"zssrgan.c_momentum must be in [0, 1], got {momentum}")
         self.factor = ratio / (1.0 - ratio)
         self.momentum = momentum
         self.eps = eps
@@ -77,7 +77,7 @@ class AdversarialWeight:
 
 
 def to_disc_range(image: torch.Tensor) -> torch.Tensor:
-    """ZSSR's [0, 1] images to D's [-1, 1] training range (the seed fed D [0, 1] images)."""
+    """ZSSR's [0, 1] images to D's [-1, 1] training range (the ZSSRGAN report's code fed D [0, 1] images)."""
     return image * 2.0 - 1.0
 
 
@@ -156,9 +156,10 @@ class Adversary:
     adversarial term to every ZSSR step (D frozen); ``after_step`` then updates, one at a time,
     G (``e2e``, D and ZSSR frozen) and D (``serial`` and ``e2e``, G and ZSSR frozen).
     ``kernelgan`` holds D's optimiser and real crops (and G, in ``e2e``); ``fixed`` needs none.
-    Values are reported every ``zssr.test_every`` steps, as means since the last report:
-    ``zssr_x{sf}`` gets ``loss_adv`` and ``c`` (beside ZSSR's ``loss_l1``), ``disc_x{sf}`` D's
-    losses, ``kernelgan`` G's losses (``e2e``, step numbers continuing after the warm-up).
+    ``zssr_x{sf}`` gets ``loss_adv`` and ``c`` for every step (beside ZSSR's ``loss_l1``), kept on
+    the device until ZSSR reports; every ``zssr.test_every`` steps, as means since the last report,
+    ``disc_x{sf}`` gets D's losses and ``kernelgan`` G's (``e2e``, step numbers continuing after
+    the warm-up).
     """
 
     def __init__(self, mode: str, cfg: Config, disc: nn.Module, kernelgan: Optional[KernelGANTrainer] = None,
@@ -174,7 +175,7 @@ class Adversary:
         self.trainer: Optional[ZSSRTrainer] = None
         self.weight: Optional[AdversarialWeight] = None
         self.output: Optional[torch.Tensor] = None  # ZSSR's latest output (detached), D's fake
-        self._adv, self._d, self._g = _Means(), _Means(), _Means()
+        self._d, self._g = _Means(), _Means()
 
     def __call__(self, sf: int, trainer: ZSSRTrainer) -> "Adversary":
         """Start a stage: a fresh c (measured again at the stage's first step), G's kernel for e2e."""
@@ -187,14 +188,14 @@ class Adversary:
     def _due(self, step: int) -> bool:
         return step % self.cfg.zssr.test_every == 0
 
-    def loss(self, output: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
-        """r / (1 - r) * c * L_adv for ZSSR's output, D frozen; gradients reach ZSSR only."""
+    def loss(self, output: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """r / (1 - r) * c * L_adv for ZSSR's output, D frozen; gradients reach ZSSR only. Also
+        returns this step's ``loss_adv`` and ``c``, on the device."""
         with frozen(self.disc):
             adv = self.adversarial_loss(self.disc(to_disc_range(output)))
         term, c = self.weight(self.trainer.l1, adv)
         self.output = output.detach()
-        self._adv.add({"loss_adv": adv, "c": c})
-        return term, self._adv.read() if self._due(self.trainer.iteration) else {}
+        return term, {"loss_adv": adv.detach(), "c": c}
 
     def after_step(self, step: int, trainer: ZSSRTrainer) -> dict[str, float]:
         if self.mode == "e2e":

@@ -1,0 +1,1 @@
+"""An example zssrgan plugin package: one method and one kernel estimator (see README.md)."""

@@ -1,0 +1,114 @@
+"""``auto``: the kernel estimator this project recommends (our own, not a published method).
+
+Two facts measured on small images drive it (benchmarks/RESULTS.md). KernelGAN's estimates sit at
+1.3-1.6 px wide whatever the true kernel, while the cross-scale spectral cue
+(:mod:`zssrgan.cross_scale`) follows the blur's width; and ZSSR loses far more to a kernel too wide
+than to one slightly too narrow. So ``auto`` takes the width from the image's cross-scale cue and
+only the orientation from a GAN:
+
+- **Width.** Every LR image made by standard downscaling carries at least MATLAB's antialiasing
+  cubic kernel, so the candidates form one family: that cubic kernel, correlated with an extra
+  Gaussian blur of width ``t`` (``t = 0``: the cubic kernel itself). ``t`` is the one whose x2
+  downscale of the image keeps the image's high-band/mid-band energy ratio (the cue, searched
+  over this family instead of plain Gaussians). A sharp, bicubic-downscaled image reads ``t``
+  near 0; a blurred one, its blur. The cue also reads a sharp image's own softness as 0.4-0.8 px
+  of extra blur, and ZSSR pays dearly for it (3 dB on a bicubic-downscaled bird at t = 0.68, 0.2
+  dB at t = 0.38), so readings below ``auto.shrink_below`` are shrunk: to 0 up to
+  ``auto.zero_below``, then linearly back to themselves (:func:`shrink`). The two values were set
+  on the classic images (benchmarks/RESULTS.md), not on any test set.
+- **Orientation (optional, ``auto.use_gan=true``).** A KernelGAN run on the image (restarted
+  with another seed when it collapses, ``auto.restarts`` times) gives the blur's principal axes;
+  when its kernel is clearly anisotropic (ratio of principal standard deviations at least
+  ``auto.anisotropy_min``), the extra blur becomes an anisotropic Gaussian of the same RMS width
+  ``t`` with the GAN's axes and aspect, and the GAN's discriminator comes with the estimate. It is
+  off by default: on 200-px images KernelGAN's axes were not reliable enough to help (it read
+  isotropic bicubic blur as anisotropic, aspect 1.4-1.9), so the default estimate is isotropic.
+
+The criterion uses the LR image alone, never a ground truth.
+"""
+from __future__ import annotations
+
+import time
+from typing import Optional
+
+import numpy as np
+from scipy import signal
+
+from .config import Config, set_value
+from .cross_scale import matching_parameter
+from .kernels import anisotropic_gaussian, kernel_width, matlab_bicubic_kernel, with_x4
+from .progress import Callback
+from .results import KernelEstimate
+from .train.kernelgan import estimate_kernel
+
+EXTRA_BLUR = np.linspace(0.0, 2.4, 49)  # the search grid of the extra Gaussian's width t
+EXTRA_SIZE = 17  # taps of the extra Gaussian: +-3 sigma at the grid's widest
+
+
+def principal_axes(kernel: np.ndarray) -> tuple[float, float, float]:
+    """(larger, smaller standard deviation, angle in radians) of the kernel's positive part, the
+    angle of the larger axis measured as :func:`~zssrgan.kernels.anisotropic_gaussian` does (from
+    the column axis)."""
+    k = np.clip(np.asarray(kernel, dtype=np.float64), 0.0, None)
+    k = k / k.sum()
+    rows, cols = np.mgrid[:k.shape[0], :k.shape[1]]
+    dy, dx = rows - (k * rows).sum(), cols - (k * cols).sum()
+    cov = np.array([[(k * dx * dx).sum(), (k * dx * dy).sum()], [(k * dx * dy).sum(), (k * dy * dy).sum()]])
+    values, vectors = np.linalg.eigh(cov)
+    return float(np.sqrt(values[1])), float(np.sqrt(max(values[0], 1e-12))), float(np.arctan2(vectors[1, 1],
+                                                                                                vectors[0, 1]))
+
+
+def family_kernel(t: float, aspect: float = 1.0, theta: float = 0.0) -> np.ndarray:
+    """MATLAB's x2 cubic kernel correlated with an extra Gaussian of RMS width ``t`` (principal
+    standard deviations in the ratio ``aspect``, the larger at angle ``theta``); centred for x2."""
+    cubic = matlab_bicubic_kernel(2)
+    if t <= 0:
+        return cubic
+    major, minor = t * np.sqrt(2 * aspect**2 / (1 + aspect**2)), t * np.sqrt(2 / (1 + aspect**2))
+    extra = anisotropic_gaussian(EXTRA_SIZE, major**2, minor**2, theta)
+    return signal.convolve2d(cubic, extra, mode="full")
+
+
+def shrink(t: float, zero_below: float, shrink_below: float) -> float:
+    """0 up to ``zero_below``, ``t`` from ``shrink_below``, linear in between."""
+    if t >= shrink_below:
+        return t
+    return max(0.0, shrink_below * (t - zero_below) / (shrink_below - zero_below))
+
+
+def _sound_kernelgan(lr: np.ndarray, cfg: Config, callback: Optional[Callback]
+                     ) -> tuple[Optional[KernelEstimate], int]:
+    """The first KernelGAN run that did not collapse (seeds ``seed``, ``seed + 1``, ...), and the
+    number of runs made."""
+    from .estimators import kernelgan_failure  # the table imports this module
+
+    for attempt in range(cfg.auto.restarts + 1):
+        estimate = estimate_kernel(lr, 2, set_value(cfg, "seed", cfg.seed + attempt), callback)
+        if kernelgan_failure(estimate) is None:
+            return estimate, attempt + 1
+    return None, cfg.auto.restarts + 1
+
+
+def auto_estimate(lr: np.ndarray, scale: int, cfg: Config, callback: Optional[Callback] = None) -> KernelEstimate:
+    """The ``auto`` estimate of ``lr``'s kernel (see the module's docstring)."""
+    start = time.perf_counter()
+    cue, ratio = matching_parameter(lr, family_kernel, EXTRA_BLUR)
+    t = shrink(cue, cfg.auto.zero_below, cfg.auto.shrink_below)
+    cue_seconds = time.perf_counter() - start
+    gan, runs = _sound_kernelgan(lr, cfg, callback) if cfg.auto.use_gan else (None, 0)
+    aspect, theta = 1.0, 0.0
+    if gan is not None:
+        major, minor, angle = principal_axes(gan.kernels[2])
+        if major / minor >= cfg.auto.anisotropy_min:
+            aspect, theta = major / minor, angle
+    k2 = family_kernel(t, aspect, theta)
+    diagnostics = {"raw_sum": float(k2.sum()), "width": kernel_width(k2), "extra_blur": t, "cue": cue, "band_ratio": ratio,
+                   "aspect": aspect, "theta": theta, "gan_runs": float(runs),
+                   "gan_sound": float(gan is not None), "clamped": float(cue <= EXTRA_BLUR[0] or cue >= EXTRA_BLUR[-1])}
+    if gan is not None:
+        diagnostics["gan_width"] = gan.diagnostics["width"]
+    timings = {"cross_scale": cue_seconds, "auto": time.perf_counter() - start,
+               **({"kernelgan": gan.timings.get("kernelgan", 0.0)} if gan is not None else {})}
+    return KernelEstimate(with_x4(k2), "auto", raw_kernel=k2, discriminator=gan.discriminator if gan else None,
+                          diagnostics=diagnostics, history=gan.history if gan else {}, timings=timings)
