@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Mapping, Optional, TextIO
 
 from ..device import set_threads
+from ..errors import InputError
 from ..train.prior import PriorTrainingConfig, save_prior, train_prior, training_info
 
 help = "train the kernel prior of kernelgan-fkp (a normalizing flow over blur kernels)"
@@ -53,7 +54,7 @@ class ProgressBar:
 def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.suffix != ".npz":
-        raise ValueError(f"--out must name an .npz file, got {args.out!r}")
+        raise InputError(f"--out must name an .npz file, got {args.out!r}")
     cfg = PriorTrainingConfig(scale=args.scale, epochs=args.epochs, kernels_per_epoch=args.kernels_per_epoch,
                               seed=args.seed)
     set_threads(args.threads)

@@ -22,6 +22,7 @@ import torch
 from ..archs.fkp_arch import Critic, FlowGenerator, gradient_penalty
 from ..config import Config, FKPConfig, preset
 from ..device import resolve_device
+from ..errors import InputError
 from ..kernels import kernel_width, kernel_width_torch, postprocess_kernel, with_x4
 from ..progress import Callback, History, Timings
 from ..results import DiscriminatorState, KernelEstimate
@@ -54,7 +55,7 @@ class FKPTrainer:
                  real: bool = False, iters: Optional[int] = None) -> None:
         for name in ("iters", "iters_x4", "batch", "d_steps", "latent_steps"):
             if getattr(cfg, name) < 1:
-                raise ValueError(f"fkp.{name} must be at least 1, got {getattr(cfg, name)}")
+                raise InputError(f"fkp.{name} must be at least 1, got {getattr(cfg, name)}")
         self.cfg, self.device = cfg, torch.device(device)
         self.iters = cfg.iters if iters is None else iters  # what ``train`` runs by default
         prior = load_prior(cfg.prior or None, SCALE)
@@ -238,7 +239,7 @@ def estimate_kernel_fkp(image: np.ndarray, scale: int = 2, cfg: Optional[Config]
     """Estimate ``image``'s x2 kernel with KernelGAN-FKP (``cfg`` defaults to the paper preset), x4
     from it analytically; at x4 ``fkp.iters_x4`` iterations, as the published code."""
     if scale not in (2, 4):
-        raise ValueError(f"KernelGAN-FKP estimates x2 and x4 kernels; scale must be 2 or 4, got {scale!r}")
+        raise InputError(f"KernelGAN-FKP estimates x2 and x4 kernels; scale must be 2 or 4, got {scale!r}")
     cfg = cfg or preset("paper")
     timings = Timings()
     with timings.phase("kernelgan_fkp"):

@@ -29,6 +29,7 @@ import torch
 
 from ..archs.flow_arch import KernelPrior, prior_shape
 from ..device import cpu_model
+from ..errors import InputError
 from ..kernels import centred_gaussians, gaussian_prior_kernels
 from ..progress import Callback, Timings
 
@@ -37,7 +38,7 @@ SCALES = (2, 4)
 _META_INTS = ("scale", "kernel_size", "hidden", "blocks", "n_hidden")
 
 
-class PriorError(ValueError):
+class PriorError(InputError):
     """A prior file that cannot be used: unreadable, or not the flow this code builds for its scale."""
 
 
@@ -58,10 +59,10 @@ class PriorTrainingConfig:
 
     def __post_init__(self) -> None:
         if self.scale not in SCALES:
-            raise ValueError(f"a kernel prior is trained for x2 or x4, got scale {self.scale!r}")
+            raise InputError(f"a kernel prior is trained for x2 or x4, got scale {self.scale!r}")
         for name in ("epochs", "kernels_per_epoch", "batch_size"):
             if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+                raise InputError(f"{name} must be at least 1, got {getattr(self, name)}")
 
 
 def variance_range(scale: int) -> tuple[float, float]:
@@ -159,7 +160,7 @@ def save_prior(path: Union[str, Path], prior: KernelPrior, scale: int, info: Opt
     as an ``.npz`` that loads without pickle."""
     path = Path(path)
     if path.suffix != ".npz":
-        raise ValueError(f"a prior is saved as .npz, got {path.name!r}")
+        raise InputError(f"a prior is saved as .npz, got {path.name!r}")
     arrays = {name: value.detach().cpu().numpy() for name, value in prior.state_dict().items()}
     meta = {"scale": scale, **prior.settings, **(info or {})}
     arrays.update({f"meta.{key}": np.asarray(value) for key, value in meta.items()})
