@@ -7,15 +7,16 @@ sigma 1.7, stands beside them in every table: an estimator that does not beat it
 
     .venv/bin/python benchmarks/estimators.py --threads 1 [--estimators kernelgan,cross-scale]
         [--cases reference,div2krk,bicubic] [--images all|baby,bird] [--size 400] [--seeds 0,1,2]
-        [--preset quick] [--set KEY=VALUE]
+        [--preset quick] [--set KEY=VALUE] [--out FILE.json]
 
-Prints one table per case set and writes benchmarks/out/estimators.json.
+Prints one table per case set and writes benchmarks/out/estimators.json (or --out).
 """
 from __future__ import annotations
 
 import argparse
 import json
 import time
+from pathlib import Path
 
 import numpy as np
 from scipy import stats
@@ -108,6 +109,7 @@ def main() -> None:
     parser.add_argument("--preset", default="quick")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    parser.add_argument("--out", default=str(OUT), help=f"the JSON to write (default {OUT.relative_to(HERE)})")
     args = parser.parse_args()
     set_threads(args.threads)
     cfg = apply_overrides(preset(args.preset), [*args.overrides, "device=cpu"])
@@ -133,11 +135,12 @@ def main() -> None:
     hardware = device_name(resolve_device("cpu"))
     print(f"\n{hardware}, {args.threads} thread(s), preset {args.preset}")
     print_summary(summary)
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text(json.dumps({"hardware": hardware, "threads": args.threads, "preset": args.preset,
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"hardware": hardware, "threads": args.threads, "preset": args.preset,
                                "overrides": args.overrides, "size": args.size, "seeds": seeds,
                                "summary": summary, "rows": rows}, indent=1, default=float))
-    print(f"wrote {OUT}")
+    print(f"wrote {out}")
 
 
 if __name__ == "__main__":

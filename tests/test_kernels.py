@@ -7,9 +7,10 @@ import pytest
 import torch
 
 from zssrgan.kernels import (RECENTRING_PAD, KernelError, analytic_x4_kernel, analytic_x4_kernel_torch,
-                             anisotropic_gaussian, center_of_mass, isotropic_gaussian, kernel_shift, kernel_shift_torch,
-                             matlab_bicubic_kernel, postprocess_kernel, postprocess_kernel_torch,
-                             sample_div2krk_kernel, validate_kernel, zeroize_negligible, zeroize_negligible_torch)
+                             anisotropic_gaussian, anisotropic_gaussians, center_of_mass, isotropic_gaussian,
+                             kernel_shift, kernel_shift_torch, kernel_width, kernel_width_torch, matlab_bicubic_kernel,
+                             postprocess_kernel, postprocess_kernel_torch, sample_div2krk_kernel, validate_kernel,
+                             zeroize_negligible, zeroize_negligible_torch)
 from zssrgan.resize import imresize, imresize_torch
 
 VECTORS = np.load(Path(__file__).parent / "data" / "imresize_vectors.npz")
@@ -218,3 +219,21 @@ def test_a_kernel_not_summing_to_one_is_normalised_with_a_warning():
         kernel = validate_kernel(bright, "k.npy")
     assert kernel.sum() == pytest.approx(1.0)
     np.testing.assert_allclose(kernel * bright.sum(), bright)
+
+
+def test_gaussian_batches_equal_single_kernels_and_follow_their_mean():
+    rng = np.random.default_rng(5)
+    l1, l2, theta = rng.uniform(0.4, 5, 6), rng.uniform(0.4, 5, 6), rng.uniform(0, np.pi, 6)
+    batch = anisotropic_gaussians(13, l1, l2, theta)
+    for k, args in zip(batch, zip(l1, l2, theta)):
+        np.testing.assert_allclose(k, anisotropic_gaussian(13, *args), atol=1e-15)
+    moved = anisotropic_gaussians(31, [1.0], [1.0], [0.0], mean=[[14.0, 16.5]])[0]  # far from the border
+    np.testing.assert_allclose(center_of_mass(moved), [14.0, 16.5], atol=1e-9)
+
+
+def test_width_on_the_device_equals_numpy():
+    rng = np.random.default_rng(6)
+    for _ in range(5):
+        kernel = rng.random((11, 11)) - 0.1  # negative taps are ignored by both
+        assert kernel_width_torch(torch.from_numpy(kernel)).item() == pytest.approx(kernel_width(kernel), rel=1e-12)
+    assert kernel_width(isotropic_gaussian(31, 1.5)) == pytest.approx(1.5, rel=1e-6)

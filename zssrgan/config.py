@@ -60,6 +60,32 @@ class KernelGANConfig:
 
 
 @dataclass
+class FKPConfig:
+    """KernelGAN-FKP as published (Liang et al., CVPR 2021): a frozen kernel prior's latent against
+    a WGAN-GP critic. One iteration: ``d_steps`` critic steps, then ``latent_steps`` latent steps,
+    all on one batch of ``batch`` crops."""
+
+    iters: int = 1000
+    iters_x4: int = 4000  # the published code trains 4x longer on an x4 image (still estimating x2)
+    batch: int = 64
+    input_crop: int = 64  # G's input crop; the critic's crops are G's output size (27 with 11 taps)
+    d_steps: int = 3
+    latent_steps: int = 3
+    lr_latent: float = 5e-4
+    lr_d: float = 5e-4
+    beta1: float = 0.5
+    sphere_radius: float = 10.0  # the latent's norm after each step: the kernel size - 1
+    gp_weight: float = 0.1
+    d_channels: int = 32
+    d_layers: int = 5
+    shave: int = 10  # pixels shaved from the input unless it is a real photo
+    prior: str = ""  # an .npz from `zssrgan prior train`; empty: the x2 prior shipped with the package
+    # post-processing keeps this many of the strongest taps (kernels.zeroize_negligible); 121 = every
+    # tap of an 11x11 kernel: as published, the estimate is only clipped at 0, normalised and centred
+    n_filtering: int = 121
+
+
+@dataclass
 class ZSSRVariant:
     """The settings that differ between ZSSR's original defaults and its post-KernelGAN use."""
 
@@ -143,6 +169,7 @@ class Config:
     # estimate_failed = 1) and hands it on anyway: for debugging, and for plumbing tests of tiny runs
     strict_estimates: bool = True
     kernelgan: KernelGANConfig = field(default_factory=KernelGANConfig)
+    fkp: FKPConfig = field(default_factory=FKPConfig)
     zssr: ZSSRConfig = field(default_factory=ZSSRConfig)
     zssrgan: ZSSRGANConfig = field(default_factory=ZSSRGANConfig)
     auto: AutoConfig = field(default_factory=AutoConfig)
@@ -165,6 +192,12 @@ def _quick() -> Config:
     cfg.zssr.iters = 150
     cfg.zssr.crop = 64
     cfg.zssr.original.self_ensemble = False
+    # KernelGAN-FKP: the published iteration (3 critic and 3 latent steps) on 8 crops instead of 64,
+    # 100 iterations instead of 1000 (4000 at x4): ~25 s of one CPU core. At the published learning
+    # rate the latent moves little in 100 iterations; a 10x rate overshoots to wide kernels
+    # (benchmarks/RESULTS.md, "KernelGAN-FKP"), so the rate stays as published
+    cfg.fkp.iters = cfg.fkp.iters_x4 = 100
+    cfg.fkp.batch = 8
     return cfg
 
 

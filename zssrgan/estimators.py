@@ -26,6 +26,7 @@ from .plugins import Kind, resolve, settings_keyword
 from .progress import Callback, History
 from .results import KernelEstimate
 from .train.kernelgan import estimate_kernel, kernelgan_trainer, train_discriminator
+from .train.kernelgan_fkp import estimate_kernel_fkp, fkp_trainer
 
 EstimatorFn = Callable[..., KernelEstimate]
 TrainerFactory = Callable[[np.ndarray, Config, Any, np.random.Generator], Any]
@@ -87,6 +88,8 @@ def cross_scale_estimate(lr: np.ndarray, scale: int, cfg: Config, callback: Opti
 ESTIMATORS: dict[str, Estimator] = {
     "kernelgan": Estimator(estimate_kernel, "KernelGAN (published): an image-specific GAN's deep linear generator",
                            trainer=kernelgan_trainer, check=kernelgan_failure, reads=("kernelgan.",)),
+    "kernelgan-fkp": Estimator(estimate_kernel_fkp, "KernelGAN-FKP (published): a frozen flow-based kernel prior's "
+                               "latent against a WGAN-GP critic", trainer=fkp_trainer, reads=("fkp.",)),
     "cross-scale": Estimator(cross_scale_estimate, "isotropic Gaussian that keeps the image's band ratio "
                              "across scales (closed form, no training)"),
     "auto": Estimator(auto_estimate, "recommended (ours): cubic kernel plus the extra blur the cross-scale cue "

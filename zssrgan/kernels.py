@@ -33,16 +33,53 @@ class KernelError(UserError, ValueError):
     """A kernel that cannot be used as a blur kernel (wrong shape, non-finite, no mass, ...)."""
 
 
+def anisotropic_gaussians(size: int, lambda1, lambda2, theta, mean=None) -> np.ndarray:
+    """(N, size, size) Gaussians, each normalised to sum 1, with variances ``lambda1`` and
+    ``lambda2`` (N values each) along their principal axes; the first axis is the column (x) axis
+    rotated by ``theta`` radians (as the published DIV2KRK generator). ``mean`` (N, 2) is each
+    Gaussian's (row, col) mean in taps from the top-left corner; default the centre tap."""
+    lambda1, lambda2, theta = (np.atleast_1d(np.asarray(a, dtype=np.float64)) for a in (lambda1, lambda2, theta))
+    cos, sin = np.cos(theta), np.sin(theta)
+    rotation = np.stack([np.stack([cos, -sin], -1), np.stack([sin, cos], -1)], -2)  # (N, 2, 2)
+    precision = rotation @ (np.stack([1.0 / lambda1, 1.0 / lambda2], -1)[..., None] * rotation.transpose(0, 2, 1))
+    mean = np.full((len(theta), 2), (size - 1) / 2) if mean is None else np.asarray(mean, dtype=np.float64)
+    taps = np.arange(size, dtype=np.float64)
+    dy = taps[None, :, None] - mean[:, 0, None, None]  # (N, size, 1) row offsets
+    dx = taps[None, None, :] - mean[:, 1, None, None]  # (N, 1, size) column offsets
+    exponent = (precision[:, 0, 0, None, None] * dx * dx + 2 * precision[:, 0, 1, None, None] * dx * dy
+                + precision[:, 1, 1, None, None] * dy * dy)
+    kernels = np.exp(-0.5 * exponent)
+    return kernels / kernels.sum(axis=(1, 2), keepdims=True)
+
+
 def anisotropic_gaussian(size: int, lambda1: float, lambda2: float, theta: float) -> np.ndarray:
-    """A size x size Gaussian centred on the centre tap, with variances ``lambda1`` and ``lambda2``
-    along its principal axes; the first axis is the column (x) axis rotated by ``theta`` radians
-    (as the published DIV2KRK generator). Normalised to sum 1."""
-    rotation = np.array([[np.cos(theta), -np.sin(theta)], [np.sin(theta), np.cos(theta)]])
-    precision = np.linalg.inv(rotation @ np.diag([lambda1, lambda2]) @ rotation.T)
-    offsets = np.arange(size) - (size - 1) / 2
-    grid = np.stack(np.meshgrid(offsets, offsets), axis=-1)  # (x, y) = (col, row) offsets
-    kernel = np.exp(-0.5 * np.einsum("...i,ij,...j->...", grid, precision, grid))
-    return kernel / kernel.sum()
+    """One :func:`anisotropic_gaussians` kernel, centred on the centre tap."""
+    return anisotropic_gaussians(size, lambda1, lambda2, theta)[0]
+
+
+def centred_gaussians(size: int, sf: float, lambda1, lambda2, theta, tolerance: float = 1e-9) -> np.ndarray:
+    """:func:`anisotropic_gaussians` whose centre of mass sits exactly where :func:`kernel_shift`
+    puts it for ``sf`` (5.5 for 11 taps at x2), with no resampling: the mean starts there and moves
+    by the centre of mass's remaining error (truncating a wide Gaussian at the border pulls its
+    centre of mass inwards) until within ``tolerance``. Non-negative, sum 1."""
+    target = np.full(2, centred_position(size, sf), dtype=np.float64)
+    mean = np.tile(target, (np.atleast_1d(theta).size, 1))
+    taps = np.arange(size, dtype=np.float64)
+    for _ in range(100):
+        kernels = anisotropic_gaussians(size, lambda1, lambda2, theta, mean)
+        error = target - np.stack([kernels.sum(2) @ taps, kernels.sum(1) @ taps], -1)
+        if np.abs(error).max() < tolerance:
+            return kernels
+        mean = mean + error
+    raise RuntimeError(f"centred_gaussians: centre of mass still {np.abs(error).max():.2g} taps off after 100 steps")
+
+
+def gaussian_prior_kernels(rng: np.random.Generator, n: int, size: int, sf: float, min_var: float,
+                           max_var: float) -> np.ndarray:
+    """``n`` random (size, size) kernels of FKP's training distribution: anisotropic Gaussians with
+    eigen-variances ~ U(min_var, max_var), angle ~ U(0, pi), no noise, centred for ``sf``."""
+    lambdas = rng.uniform(min_var, max_var, size=(2, n))
+    return centred_gaussians(size, sf, lambdas[0], lambdas[1], rng.uniform(0.0, np.pi, size=n))
 
 
 def isotropic_gaussian(size: int, sigma: float) -> np.ndarray:
@@ -149,6 +186,16 @@ def center_of_mass_torch(kernel: torch.Tensor) -> torch.Tensor:
     taps = torch.arange(kernel.shape[0], dtype=kernel.dtype, device=kernel.device)
     total = kernel.sum()
     return torch.stack([kernel.sum(1) @ taps / total, kernel.sum(0) @ taps / total])
+
+
+def kernel_width_torch(kernel: torch.Tensor) -> torch.Tensor:
+    """:func:`kernel_width` of a 2-D kernel as a 0-d tensor on its device (NaN without mass)."""
+    k = kernel.clamp_min(0)
+    k = k / k.sum()
+    rows = torch.arange(k.shape[0], dtype=k.dtype, device=k.device)[:, None]
+    cols = torch.arange(k.shape[1], dtype=k.dtype, device=k.device)[None, :]
+    cy, cx = (k * rows).sum(), (k * cols).sum()
+    return ((k * ((rows - cy) ** 2 + (cols - cx) ** 2)).sum() / 2).sqrt()
 
 
 def zeroize_negligible_torch(kernel: torch.Tensor, n: int = 40) -> torch.Tensor:

@@ -12,8 +12,8 @@ import sys
 import traceback
 
 from ..errors import UserError
-from . import (dataset_cmd, demo_cmd, estimators_cmd, kernel_cmd, methods_cmd, report_cmd, run_cmd, sr_cmd,
-               ui_cmd)
+from . import (dataset_cmd, demo_cmd, estimators_cmd, kernel_cmd, methods_cmd, prior_cmd, report_cmd, run_cmd,
+               sr_cmd, ui_cmd)
 
 # name -> module with ``help``, ``add_arguments(parser)`` and ``run(args) -> int``
 COMMANDS = {
@@ -26,6 +26,7 @@ COMMANDS = {
     "report": report_cmd,
     "demo": demo_cmd,
     "ui": ui_cmd,
+    "prior": prior_cmd,
 }
 
 # The errors reported in one line: our own (bad input, the store, the cluster) and a file-system

@@ -25,6 +25,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..archs.fkp_arch import Critic
 from ..archs.kernelgan_arch import Discriminator
 from ..config import Config, ConfigError
 from ..device import resolve_device
@@ -132,6 +133,8 @@ class DiscriminatorKind(NamedTuple):
 # The discriminators an estimate can carry, by DiscriminatorState.arch.
 DISCRIMINATORS: dict[str, DiscriminatorKind] = {
     "kernelgan": DiscriminatorKind(Discriminator, lambda output: adversarial_l1(output, real=True)),
+    # a Wasserstein critic scores, it does not classify: the generator side raises the mean score
+    "fkp-critic": DiscriminatorKind(Critic, lambda output: -output.mean()),
 }
 
 
