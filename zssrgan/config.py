@@ -55,6 +55,7 @@ class KernelGANConfig:
     bicubic_switch: float = 5e-3
     n_filtering: int = 40  # post-processing threshold: 0.75 x the (n+1)-th largest tap
     fast_generator: bool = True  # train through the composed 13x13 kernel
+    fast_discriminator: bool = True  # D in training mode through archs.kernelgan_fused (same results)
     # crops per step for G and for D (published: 1); more average out the adversarial gradient's noise
     crops_per_step: int = 1
 

@@ -3,8 +3,10 @@ the image's x2 downscaling kernel.
 
 Faithful to the published schedule, fast by construction: crops are drawn up front and sliced on
 the device, G trains through its composed 13x13 kernel (same outputs and gradients as the deep
-linear network), the bicubic targets of all crops come from one convolution of the whole image,
-and losses stay on the device until a batch of steps is reported.
+linear network), D's real and fake batch go through one pass of its fast training-mode forward
+(same results as two calls of the module, see ``archs.kernelgan_fused``), the bicubic targets of
+all crops come from one convolution of the whole image, the optimisers are fused, and losses stay
+on the device until a batch of steps is reported.
 """
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ import numpy as np
 import torch
 
 from ..archs.kernelgan_arch import Discriminator, Generator, composed_kernel, generate
+from ..archs.kernelgan_fused import discriminator_train_forward
 from ..config import Config, ConfigError, KernelGANConfig, preset
 from ..device import resolve_device
 from ..errors import InputError
@@ -96,8 +99,8 @@ class KernelGANTrainer:
         self.bicubic_targets = bicubic_downscale(self.image_batch[:, :, 1:, 1:], self.bicubic_kernel)
         self.mask = torch.tensor(boundaries_mask(self.G.kernel_size), dtype=torch.float32, device=self.device)
 
-        self.opt_g = torch.optim.Adam(self.G.parameters(), lr=cfg.lr_g, betas=(cfg.beta1, 0.999), foreach=True)
-        self.opt_d = torch.optim.Adam(self.D.parameters(), lr=cfg.lr_d, betas=(cfg.beta1, 0.999), foreach=True)
+        self.opt_g = torch.optim.Adam(self.G.parameters(), lr=cfg.lr_g, betas=(cfg.beta1, 0.999), fused=True)
+        self.opt_d = torch.optim.Adam(self.D.parameters(), lr=cfg.lr_d, betas=(cfg.beta1, 0.999), fused=True)
         self.lr_milestones = {round(f * cfg.iters) for f in cfg.lr_milestones}
         self.lambda_every = max(1, round(cfg.iters * cfg.lambda_update_fraction))
         self.lambdas = {"bicubic": cfg.lambda_bicubic, "sum2one": cfg.lambda_sum2one,
@@ -155,6 +158,16 @@ class KernelGANTrainer:
         kernel = composed_kernel(self.G)
         return kernel, generate(x, kernel) if self.cfg.fast_generator else self.G(x)
 
+    def discriminate(self, batches: list[torch.Tensor], weight_grads: bool = True) -> list[torch.Tensor]:
+        """D's maps of ``batches``, as successive calls ``self.D(batch)``; in training mode batches of
+        one shape go through one pass of the fast forward (``fast_discriminator``).
+        ``weight_grads=False``: only the batches need gradients (G's step)."""
+        fast = self.cfg.fast_discriminator and self.D.training and self.D.bn_names
+        if not (fast and len({b.shape for b in batches}) == 1):
+            return [self.D(batch) for batch in batches]
+        maps = discriminator_train_forward(self.D, _batch(batches), len(batches), weight_grads=weight_grads)
+        return list(maps.unbind(0))
+
     def current_kernel(self) -> torch.Tensor:
         """G's composed 13x13 kernel now (detached, on the device)."""
         with torch.no_grad():
@@ -166,7 +179,7 @@ class KernelGANTrainer:
         Returns detached 0-d tensors (no host transfer)."""
         crop, target = self.g_input(i)
         kernel, fake = self.generate(crop)
-        loss_adv = adversarial_l1(self.D(self.to_discriminator(fake)), real=True)
+        loss_adv = adversarial_l1(self.discriminate([self.to_discriminator(fake)], weight_grads=False)[0], real=True)
         terms = {"bicubic": bicubic_loss(fake, target), "sum2one": sum_to_one_loss(kernel),
                  "boundaries": boundaries_loss(kernel, self.mask), "centralized": centralized_loss(kernel, SCALE),
                  "sparse": sparsity_loss(kernel)}
@@ -188,8 +201,8 @@ class KernelGANTrainer:
         if fake is None:
             with torch.no_grad():
                 fake = self.to_discriminator(self.generate(self.g_input(i)[0])[1])
-        loss_real = adversarial_l1(self.D(self.real_crop(i)), real=True)
-        loss_fake = adversarial_l1(self.D(self._noisy(fake.detach())), real=False)
+        real_map, fake_map = self.discriminate([self.real_crop(i), self._noisy(fake.detach())])
+        loss_real, loss_fake = adversarial_l1(real_map, real=True), adversarial_l1(fake_map, real=False)
         return {"loss_d": (loss_real + loss_fake) * 0.5, "loss_d_real": loss_real.detach(),
                 "loss_d_fake": loss_fake.detach()}
 
