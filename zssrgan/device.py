@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import os
 import random
+from contextlib import contextmanager
+from typing import Iterator
 
 import numpy as np
 import torch
@@ -40,6 +42,22 @@ def set_threads(n: int) -> None:
     n = max(1, int(n))
     os.environ["OMP_NUM_THREADS"] = str(n)
     torch.set_num_threads(n)
+
+
+@contextmanager
+def at_most_threads(n: int, device: torch.device) -> Iterator[None]:
+    """Torch's intra-op threads capped at ``n`` (``n < 1``: no cap) while on a CPU ``device``: for
+    loops of operations too small to split, where extra threads only add waiting (and, on a shared
+    machine, wait for a descheduled thread)."""
+    previous = torch.get_num_threads()
+    if device.type != "cpu" or n < 1 or n >= previous:
+        yield
+        return
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 def device_name(device: torch.device) -> str:

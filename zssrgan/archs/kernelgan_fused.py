@@ -24,6 +24,7 @@ from typing import Mapping, Optional
 import torch
 import torch.nn.functional as F
 
+from ..config import ConfigError
 from .kernelgan_arch import D_RECEPTIVE_FIELD, Discriminator
 
 
@@ -40,7 +41,7 @@ def discriminator_train_forward(disc: Discriminator, x: torch.Tensor, groups: in
     ``weight_grads=False``: gradients reach ``x`` only (a generator step), not D's tensors.
     """
     if not disc.bn_names:
-        raise ValueError("the fast discriminator needs at least one BatchNorm block (kernelgan.d_blocks >= 1)")
+        raise ConfigError("the fast discriminator needs at least one BatchNorm block (kernelgan.d_blocks >= 1)")
     state = disc.tensors() if state is None else state
     with torch.set_grad_enabled(weight_grads and torch.is_grad_enabled()):
         first, hidden, last = _weights(disc, state)

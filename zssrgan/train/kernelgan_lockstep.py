@@ -23,8 +23,9 @@ from torch.func import stack_module_state
 
 from ..archs.kernelgan_arch import compose_weights
 from ..archs.kernelgan_fused import discriminator_train_forward
-from ..config import Config, preset
-from ..device import resolve_device
+from ..config import Config, ConfigError, preset
+from ..device import at_most_threads, resolve_device
+from ..errors import InputError
 from ..losses import (adversarial_l1, bicubic_loss, boundaries_loss, centralized_loss, sparsity_loss,
                       sum_to_one_loss)
 from ..progress import Callback, Timings
@@ -43,12 +44,14 @@ class LockstepKernelGAN:
 
     def __init__(self, trainers: Sequence[KernelGANTrainer]) -> None:
         if not trainers:
-            raise ValueError("lock-step training needs at least one run")
+            raise InputError("lock-step training needs at least one run")
         cfg, device = trainers[0].cfg, trainers[0].device
         if any(t.cfg != cfg or t.device != device for t in trainers):
-            raise ValueError("lock-step runs must share one KernelGAN configuration and device")
+            raise InputError("lock-step runs must share one KernelGAN configuration and device")
+        if any(t.fixed_kernel is not None for t in trainers):
+            raise InputError("lock-step runs train their generators; a fixed kernel has none to train")
         if not trainers[0].D.bn_names:
-            raise ValueError("lock-step runs need kernelgan.d_blocks >= 1")
+            raise ConfigError("lock-step runs need kernelgan.d_blocks >= 1")
         self.trainers, self.cfg = list(trainers), cfg
         g_params, _ = stack_module_state([t.G for t in trainers])
         d_params, d_buffers = stack_module_state([t.D for t in trainers])
@@ -135,8 +138,9 @@ class LockstepKernelGAN:
 
     def step(self, i: int) -> torch.Tensor:
         """Every run's G step, D step and schedule update; the losses (K, 10) in ``_LOSS_NAMES`` order."""
-        losses = torch.cat([self.g_step(i), self.d_step(i)], 1)
-        self.update_schedule(i)
+        with at_most_threads(self.cfg.cpu_threads, self.mask.device):
+            losses = torch.cat([self.g_step(i), self.d_step(i)], 1)
+            self.update_schedule(i)
         return losses
 
     # --- the loop ----------------------------------------------------------------------------------
@@ -188,10 +192,10 @@ def train_lockstep(images: Union[np.ndarray, Sequence[np.ndarray]], cfg: Optiona
     images = list(images)
     seeds = [cfg.seed] * len(images) if seeds is None else list(seeds)
     if len(seeds) != len(images):
-        raise ValueError(f"lock-step runs need one seed per image: got {len(images)} images and {len(seeds)} seeds")
+        raise InputError(f"lock-step runs need one seed per image: got {len(images)} images and {len(seeds)} seeds")
     callbacks = [None] * len(images) if callbacks is None else list(callbacks)
     if len(callbacks) != len(images):
-        raise ValueError(f"lock-step runs need one callback (or None) per run: got {len(callbacks)} for {len(images)}")
+        raise InputError(f"lock-step runs need one callback (or None) per run: got {len(callbacks)} for {len(images)}")
     device = resolve_device(cfg.device)
     timings = Timings()
     with timings.phase("kernelgan"):
