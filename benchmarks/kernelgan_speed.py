@@ -4,9 +4,12 @@ The literal step follows the published code's structure: crops cut from the NumP
 converted every step, the deep linear G run layer by layer, its kernel found by pushing a delta,
 the bicubic target convolved every step, G run again for D's step, a per-parameter Adam loop and
 one host read of the bicubic loss per step. All steps use the same networks, losses and crop
-positions. "previous production" is the production step before D's fused forward and the fused
-Adam (D through the module, Adam over parameter lists). Lock-step rows are per run-iteration (a
-step of K runs / K); 4 sequential runs of the production step deliver the production row's rate.
+positions. "previous production" is the production step before D's fused forward, the fused Adam
+and the thread cap (D through the module, Adam over parameter lists, the process's threads);
+"production, process threads" is today's step without the cap (``kernelgan.cpu_threads=0``).
+Lock-step rows are per run-iteration (a step of K runs / K); 4 sequential runs of the production
+step deliver the production row's rate. ``--compile`` adds the production step with D's fused
+forward and backward through ``torch.compile`` (its compilation time in the JSON's warm-up).
 
 Each thread count (the default, then 1) is timed in alternating blocks, so that load from other
 processes hits every variant alike, and repeated: the table gives the median per-step time and
@@ -15,12 +18,13 @@ the median [min-max] of the ratios over the repeats. Arithmetic is counted by to
 ``--zssr`` measures whether ZSSR's step is launch-bound at the ``quick`` crop size (the same step
 at an 8x8 crop gives the launch cost). ``--full`` times a full ``paper`` estimate and 4 in lock-step.
 
-    .venv/bin/python benchmarks/kernelgan_speed.py [--threads 2 1] [--repeats 3] [--zssr] [--full]
+    .venv/bin/python benchmarks/kernelgan_speed.py [--threads 2 1] [--repeats 3] [--zssr] [--full] [--compile]
 """
 from __future__ import annotations
 
 import argparse
 import json
+import subprocess
 import time
 from pathlib import Path
 from typing import Callable, Optional
@@ -32,7 +36,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from zssrgan.archs.kernelgan_arch import Discriminator, Generator, composed_kernel_by_delta
 from zssrgan.config import preset, set_value
-from zssrgan.device import device_name, set_threads
+from zssrgan.device import cpu_model, device_name, set_threads
 from zssrgan.losses import (BICUBIC_X2, adversarial_l1, bicubic_downscale, boundaries_loss, boundaries_mask,
                             centralized_loss, sparsity_loss, sum_to_one_loss)
 from zssrgan.train.crops import sample_crops
@@ -124,23 +128,43 @@ def time_blocks(steppers: dict[str, Callable[[int], object]], blocks: int, block
 
 
 def step_functions(image: np.ndarray, cfg, device: torch.device) -> dict[str, Callable[[int], object]]:
-    """The literal step, the previous production step and the production step, on ``device``."""
-    kcfg = cfg.kernelgan
-    previous = KernelGANTrainer(image, set_value(cfg, "kernelgan.fast_discriminator", False).kernelgan,
-                                device=device, rng=np.random.default_rng(0))
-    betas = (kcfg.beta1, 0.999)
-    previous.opt_g = torch.optim.Adam(previous.G.parameters(), lr=kcfg.lr_g, betas=betas, foreach=True)
-    previous.opt_d = torch.optim.Adam(previous.D.parameters(), lr=kcfg.lr_d, betas=betas, foreach=True)
-    production = KernelGANTrainer(image, kcfg, device=device, rng=np.random.default_rng(0))
-    return {"literal": LiteralKernelGAN(image, kcfg, seed=0, device=device).step, "previous production": previous.step,
-            "production": production.step}
+    """The production step, the same with the layer-by-layer G, and the literal step, on ``device``."""
+    fast = KernelGANTrainer(image, cfg.kernelgan, device=device, rng=np.random.default_rng(0))
+    layered_cfg = set_value(cfg, "kernelgan.fast_generator", False).kernelgan
+    layered = KernelGANTrainer(image, layered_cfg, device=device, rng=np.random.default_rng(0))
+    literal = LiteralKernelGAN(image, cfg.kernelgan, seed=0, device=device)
+    return {"production": fast.step, "production, layer-by-layer G": layered.step, "literal": literal.step}
 
 
-def kernelgan_steppers(image: np.ndarray) -> tuple[dict[str, Callable[[int], object]], dict[str, int]]:
-    """The steps to compare (:func:`step_functions` and the lock-step groups) and how many
-    run-iterations one call of each makes."""
+def previous_production(image: np.ndarray, cfg) -> KernelGANTrainer:
+    """The production step before D's fused forward, the fused Adam and the thread cap (D through
+    the module, Adam over parameter lists, the process's threads)."""
+    cfg = set_value(set_value(cfg, "kernelgan.fast_discriminator", False), "kernelgan.cpu_threads", 0)
+    trainer = KernelGANTrainer(image, cfg.kernelgan, device=CPU, rng=np.random.default_rng(0))
+    k, betas = cfg.kernelgan, (cfg.kernelgan.beta1, 0.999)
+    trainer.opt_g = torch.optim.Adam(trainer.G.parameters(), lr=k.lr_g, betas=betas, foreach=True)
+    trainer.opt_d = torch.optim.Adam(trainer.D.parameters(), lr=k.lr_d, betas=betas, foreach=True)
+    return trainer
+
+
+def compiled_production(image: np.ndarray, cfg) -> KernelGANTrainer:
+    """The production step with D's fused forward (and its backward) through ``torch.compile``."""
+    trainer = KernelGANTrainer(image, cfg.kernelgan, device=CPU, rng=np.random.default_rng(0))
+    trainer.discriminate = torch.compile(trainer.discriminate, dynamic=False)
+    return trainer
+
+
+def kernelgan_steppers(image: np.ndarray, compiled: bool) -> tuple[dict[str, Callable[[int], object]], dict[str, int]]:
+    """The steps to compare and how many run-iterations one call of each makes. (The layer-by-layer
+    G of :func:`step_functions` is left out: it costs as much as the literal step.)"""
     cfg = preset("paper")
-    steppers = step_functions(image, cfg, CPU)
+    steps = step_functions(image, cfg, CPU)
+    uncapped = KernelGANTrainer(image, set_value(cfg, "kernelgan.cpu_threads", 0).kernelgan, device=CPU,
+                                rng=np.random.default_rng(0))
+    steppers = {"literal": steps["literal"], "previous production": previous_production(image, cfg).step,
+                "production": steps["production"], "production, process threads": uncapped.step}
+    if compiled:
+        steppers["production, torch.compile D"] = compiled_production(image, cfg).step
     runs = dict.fromkeys(steppers, 1)
     for k in LOCKSTEP_RUNS:
         trainers = [KernelGANTrainer(image, cfg.kernelgan, device=CPU, rng=np.random.default_rng(seed))
@@ -171,12 +195,15 @@ def matmul_gflops(rows: int, inner: int, cols: int, seconds: float = 0.3) -> flo
 
 def measure_kernelgan(image: np.ndarray, threads: int, args: argparse.Namespace) -> dict:
     set_threads(threads)
-    steppers, runs = kernelgan_steppers(image)
+    steppers, runs = kernelgan_steppers(image, args.compile)
     counters = dict.fromkeys(steppers, 0)
-    for name, step in steppers.items():  # warm-up
+    compile_s = {}
+    for name, step in steppers.items():  # warm-up (and compilation)
+        start = time.perf_counter()
         for _ in range(2):
             step(counters[name])
             counters[name] += 1
+        compile_s[name] = time.perf_counter() - start
     flops = {name: step_flops(step, counters[name]) / runs[name] for name, step in steppers.items()}
     counters = {name: c + 1 for name, c in counters.items()}
     repeats = [time_blocks(steppers, args.blocks, args.block_steps, counters) for _ in range(args.repeats)]
@@ -192,7 +219,7 @@ def measure_kernelgan(image: np.ndarray, threads: int, args: argparse.Namespace)
     # one thread's work in the D's matmul shapes: the arithmetic floor of the step
     d_shape = matmul_gflops(800, 64, 64)
     return {
-        "threads": threads, "repeats": args.repeats, "ms_per_run_iteration": {n: {k: v * 1e3 for k, v in t.items()} for n, t in median.items()},
+        "threads": threads, "repeats": args.repeats, "warm_up_s": compile_s, "ms_per_run_iteration": {n: {k: v * 1e3 for k, v in t.items()} for n, t in median.items()},
         "speedup_vs_literal": {name: spread("literal", name) for name in steppers},
         "lockstep4_vs_4_sequential_production_runs": spread("production", "lock-step K=4"),
         "gflop_per_run_iteration": {n: f / 1e9 for n, f in flops.items()},
@@ -204,13 +231,14 @@ def measure_kernelgan(image: np.ndarray, threads: int, args: argparse.Namespace)
 
 def print_kernelgan(result: dict) -> None:
     times, speed = result["ms_per_run_iteration"], result["speedup_vs_literal"]
-    print(f"\n{result['threads']} thread(s); median of {result['repeats']} repeats; ratios median [min-max]")
-    print(f"{'step (per run-iteration)':<26}{'wall ms':>9}{'cpu ms':>9}{'x literal (wall)':>24}"
+    print(f"\n{result['cpu']}, {result['threads']} thread(s); median of {result['repeats']} repeats; "
+          "ratios median [min-max]")
+    print(f"{'CPU':<10}{'threads':>8}  {'step (per run-iteration)':<30}{'wall ms':>9}{'cpu ms':>9}{'x literal (wall)':>24}"
           f"{'x literal (cpu)':>24}{'GFLOP':>8}{'GFLOP/s':>9}{'floor ms':>10}")
     for name, t in times.items():
         ratios = "".join(f"{s[0]:>10.1f} [{s[1]:.1f}-{s[2]:.1f}]".rjust(24) for s in (speed[name]["wall"],
                                                                                       speed[name]["cpu"]))
-        print(f"{name:<26}{t['wall']:>9.2f}{t['cpu']:>9.2f}{ratios}{result['gflop_per_run_iteration'][name]:>8.3f}"
+        print(f"{result['cpu'][:10]:<10}{result['threads']:>8}  {name:<30}{t['wall']:>9.2f}{t['cpu']:>9.2f}{ratios}{result['gflop_per_run_iteration'][name]:>8.3f}"
               f"{result['gflops_per_s_wall'][name]:>9.1f}{result['arithmetic_floor_ms'][name]:>10.2f}")
     four = result["lockstep4_vs_4_sequential_production_runs"]
     print(f"4 runs in lock-step vs 4 sequential production runs (run-iterations/s): "
@@ -241,6 +269,15 @@ def measure_zssr(image: np.ndarray, threads: int, args: argparse.Namespace) -> d
             "matmul_gflops_512": matmul_gflops(512, 512, 512)}
 
 
+def lscpu_model() -> str:
+    """``lscpu``'s model name (the CPU model as /proc/cpuinfo gives it where lscpu is missing)."""
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
+        return next(line.split(":", 1)[1].strip() for line in out.splitlines() if line.startswith("Model name"))
+    except (OSError, subprocess.CalledProcessError, StopIteration):
+        return cpu_model()
+
+
 def main() -> None:
     default_threads = torch.get_num_threads()
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -251,13 +288,14 @@ def main() -> None:
     parser.add_argument("--size", type=int, nargs=2, default=(200, 300), metavar=("H", "W"))
     parser.add_argument("--zssr", action="store_true", help="also measure ZSSR's step at the quick crop")
     parser.add_argument("--full", action="store_true", help="also time a full paper estimate and 4 in lock-step")
+    parser.add_argument("--compile", action="store_true", help="also time the step with D through torch.compile")
     args = parser.parse_args()
     image = synthetic_image(*args.size)
-    result = {"hardware": device_name(CPU), "torch": torch.__version__, "image": list(args.size),
+    result = {"hardware": device_name(CPU), "cpu": lscpu_model(), "torch": torch.__version__, "image": list(args.size),
               "default_threads": default_threads, "kernelgan": [], "zssr": []}
     print(f"KernelGAN step on {result['hardware']}, {args.size[0]}x{args.size[1]} image, torch {torch.__version__}")
     for threads in args.threads:
-        result["kernelgan"].append(measure_kernelgan(image, threads, args))
+        result["kernelgan"].append({"cpu": result["cpu"], **measure_kernelgan(image, threads, args)})
         print_kernelgan(result["kernelgan"][-1])
     if args.zssr:
         small = synthetic_image(100, 100, seed=1)

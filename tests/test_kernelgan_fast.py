@@ -29,6 +29,14 @@ CPU = torch.device("cpu")
 CFG = KernelGANConfig(iters=20, n_crop_positions=20, bicubic_threshold=2.0, lambda_update_fraction=0.1)
 
 
+@pytest.fixture
+def float64_default():
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)  # the trainers compute in the default dtype
+    yield
+    torch.set_default_dtype(previous)
+
+
 def _image(seed, shape=(86, 90)):
     return np.random.default_rng(seed).random((*shape, 3)).astype(np.float32)
 
@@ -159,7 +167,7 @@ def test_lockstep_runs_equal_separate_runs_step_by_step():
     assert weights_differed
 
 
-def test_train_lockstep_returns_one_estimate_per_run():
+def test_train_lockstep_returns_one_estimate_per_run(float64_default):
     cfg = set_value(set_value(preset("quick"), "kernelgan.iters", 6), "kernelgan.n_crop_positions", 6)
     cfg = set_value(cfg, "device", "cpu")
     image = _image(3)
@@ -176,14 +184,6 @@ def test_train_lockstep_returns_one_estimate_per_run():
     with pytest.raises(InputError, match="one seed per image: got 2 images and 3 seeds"):
         train_lockstep([image, image], cfg, seeds=[0, 1, 2])
 
-
-
-@pytest.fixture
-def float64_default():
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)  # the trainers compute in the default dtype
-    yield
-    torch.set_default_dtype(previous)
 
 
 def test_auto_restarts_in_lockstep_choose_the_sequential_runs_kernel(float64_default):

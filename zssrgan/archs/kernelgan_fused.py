@@ -198,8 +198,9 @@ class _Body(torch.autograd.Function):
             grad_gamma.append(sum_grad_x_hat.sum((-3, -2)))
             gain = gamma[..., block, None, None, :] * rstd
             grad_eps.append((gain * rstd * sum_grad_x_hat).sum((-2, -1)) * -0.5)
-            pixels = x_hat.shape[-2]
-            grad = torch.addcmul(sum_grad, x_hat, sum_grad_x_hat).mul_(-1.0 / pixels).add_(grad).mul_(gain)
+            # gain * (grad - mean(grad) - x_hat * mean(grad * x_hat)), in two passes
+            shift = gain / -x_hat.shape[-2]
+            grad = torch.addcmul(shift * sum_grad, x_hat, shift * sum_grad_x_hat).addcmul_(grad, gain)
             grad = grad.flatten(-3, -2)
             if block:
                 if weights_needed:
