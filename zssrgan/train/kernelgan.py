@@ -26,6 +26,7 @@ from ..losses import (BICUBIC_X2, adversarial_l1, bicubic_downscale, bicubic_los
 from ..progress import Callback, History, Timings
 from ..results import DiscriminatorState, KernelEstimate
 from .crops import sample_crops
+from .lean_adam import LeanAdam
 
 SCALE = 2  # KernelGAN always learns the x2 kernel; x4 is derived analytically
 REPORT_EVERY = 100  # steps whose values travel to the host (and the callback) in one transfer
@@ -101,8 +102,8 @@ class KernelGANTrainer:
         self.bicubic_targets = bicubic_downscale(self.image_batch[:, :, 1:, 1:], self.bicubic_kernel)
         self.mask = torch.tensor(boundaries_mask(self.G.kernel_size), dtype=dtype, device=self.device)
 
-        self.opt_g = torch.optim.Adam(self.G.parameters(), lr=cfg.lr_g, betas=(cfg.beta1, 0.999), fused=True)
-        self.opt_d = torch.optim.Adam(self.D.parameters(), lr=cfg.lr_d, betas=(cfg.beta1, 0.999), fused=True)
+        self.opt_g = LeanAdam(self.G.parameters(), lr=cfg.lr_g, betas=(cfg.beta1, 0.999))
+        self.opt_d = LeanAdam(self.D.parameters(), lr=cfg.lr_d, betas=(cfg.beta1, 0.999))
         self.lr_milestones = {round(f * cfg.iters) for f in cfg.lr_milestones}
         self.lambda_every = max(1, round(cfg.iters * cfg.lambda_update_fraction))
         self.lambdas = {"bicubic": cfg.lambda_bicubic, "sum2one": cfg.lambda_sum2one,

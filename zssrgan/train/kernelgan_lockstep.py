@@ -31,6 +31,7 @@ from ..losses import (adversarial_l1, bicubic_loss, boundaries_loss, centralized
 from ..progress import Callback, Timings
 from ..results import KernelEstimate
 from .kernelgan import _LOSS_NAMES, REPORT_EVERY, SCALE, KernelGANTrainer
+from .lean_adam import LeanAdam
 
 _TERMS = ("bicubic", "sum2one", "boundaries", "centralized", "sparse")
 
@@ -60,8 +61,8 @@ class LockstepKernelGAN:
         # the convolution biases before a BatchNorm get no gradient (see archs.kernelgan_fused)
         self.d_params = list(d_params.values())
         betas = (cfg.beta1, 0.999)
-        self.opt_g = torch.optim.Adam(self.g_weights, lr=cfg.lr_g, betas=betas, fused=True)
-        self.opt_d = torch.optim.Adam(self.d_params, lr=cfg.lr_d, betas=betas, fused=True)
+        self.opt_g = LeanAdam(self.g_weights, lr=cfg.lr_g, betas=betas)
+        self.opt_d = LeanAdam(self.d_params, lr=cfg.lr_d, betas=betas)
         self.mask = trainers[0].mask
         self._lambda_key: tuple = ()
         self._lambdas = torch.empty(0)
