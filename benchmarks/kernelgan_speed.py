@@ -1,35 +1,52 @@
-"""KernelGAN speed: the production step vs a straightforward literal implementation, same run.
+"""KernelGAN speed: the literal step, the production step and K runs in lock-step, in one run.
 
 The literal step follows the published code's structure: crops cut from the NumPy image and
 converted every step, the deep linear G run layer by layer, its kernel found by pushing a delta,
 the bicubic target convolved every step, G run again for D's step, a per-parameter Adam loop and
-one host read of the bicubic loss per step. Both use the same networks, losses and crop positions.
-The two are timed in alternating blocks so that load from other processes hits both alike.
-Also times a full ``paper`` estimate on a synthetic 200x300 image.
+one host read of the bicubic loss per step. All steps use the same networks, losses and crop
+positions. "previous production" is the production step before D's fused forward, the fused (lean) Adam
+and the thread cap (D through the module, Adam over parameter lists, the process's threads);
+"production, process threads" is today's step without the cap (``kernelgan.cpu_threads=0``).
+Lock-step rows are per run-iteration (a step of K runs / K); 4 sequential runs of the production
+step deliver the production row's rate. ``--compile`` adds the production step with D's fused
+forward and backward through ``torch.compile`` (its compilation time in the JSON's warm-up).
 
-    .venv/bin/python benchmarks/kernelgan_speed.py [--threads 1] [--blocks 6] [--block-steps 5]
+Each thread count (the default, then 1) is timed in alternating blocks, so that load from other
+processes hits every variant alike, and repeated: the table gives the median per-step time and
+the median [min-max] of the ratios over the repeats. Arithmetic is counted by torch's FLOP counter
+(matmuls and convolutions) and set against a matmul of D's shape: the arithmetic floor of a step.
+``--zssr`` measures whether ZSSR's step is launch-bound at the ``quick`` crop size (the same step
+at an 8x8 crop gives the launch cost). ``--full`` times a full ``paper`` estimate and 4 in lock-step.
+
+    .venv/bin/python benchmarks/kernelgan_speed.py [--threads 2 1] [--repeats 3] [--zssr] [--full] [--compile]
 """
 from __future__ import annotations
 
 import argparse
 import json
+import subprocess
 import time
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Optional
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch.utils.flop_counter import FlopCounterMode
 
 from zssrgan.archs.kernelgan_arch import Discriminator, Generator, composed_kernel_by_delta
 from zssrgan.config import preset, set_value
-from zssrgan.device import device_name, set_threads
+from zssrgan.device import cpu_model, device_name, set_threads
 from zssrgan.losses import (BICUBIC_X2, adversarial_l1, bicubic_downscale, boundaries_loss, boundaries_mask,
                             centralized_loss, sparsity_loss, sum_to_one_loss)
 from zssrgan.train.crops import sample_crops
 from zssrgan.train.kernelgan import KernelGANTrainer, estimate_kernel, prepare_image
+from zssrgan.train.kernelgan_lockstep import LockstepKernelGAN, train_lockstep
+from zssrgan.train.zssr import ZSSRTrainer
 
 OUT = Path(__file__).parent / "out"
+LOCKSTEP_RUNS = (1, 2, 4, 8)
+CPU = torch.device("cpu")
 
 
 class LiteralKernelGAN:
@@ -88,6 +105,28 @@ def synthetic_image(rows: int, cols: int, seed: int = 0) -> np.ndarray:
     return np.repeat(np.repeat(blocks, 8, 0), 8, 1)[:rows, :cols].astype(np.float32)
 
 
+def time_blocks(steppers: dict[str, Callable[[int], object]], blocks: int, block_steps: int,
+                counters: Optional[dict[str, int]] = None) -> dict[str, dict[str, float]]:
+    """Median wall and CPU (process) seconds per step of each stepper, timed in alternating blocks
+    (after a warm-up step of each unless ``counters``, the steps already taken, are given).
+
+    CPU time is what the step costs when the machine is shared; wall time is what a user waits."""
+    samples: dict[str, dict[str, list[float]]] = {name: {"wall": [], "cpu": []} for name in steppers}
+    if counters is None:
+        counters = dict.fromkeys(steppers, 1)
+        for step in steppers.values():
+            step(0)
+    for _ in range(blocks):
+        for name, step in steppers.items():
+            wall, cpu = time.perf_counter(), time.process_time()
+            for _ in range(block_steps):
+                step(counters[name])
+                counters[name] += 1
+            samples[name]["wall"].append((time.perf_counter() - wall) / block_steps)
+            samples[name]["cpu"].append((time.process_time() - cpu) / block_steps)
+    return {name: {kind: float(np.median(v)) for kind, v in s.items()} for name, s in samples.items()}
+
+
 def step_functions(image: np.ndarray, cfg, device: torch.device) -> dict[str, Callable[[int], object]]:
     """The production step, the same with the layer-by-layer G, and the literal step, on ``device``."""
     fast = KernelGANTrainer(image, cfg.kernelgan, device=device, rng=np.random.default_rng(0))
@@ -97,59 +136,195 @@ def step_functions(image: np.ndarray, cfg, device: torch.device) -> dict[str, Ca
     return {"production": fast.step, "production, layer-by-layer G": layered.step, "literal": literal.step}
 
 
-def time_blocks(steppers: dict, blocks: int, block_steps: int) -> dict[str, dict[str, float]]:
-    """Median wall and CPU (process) seconds per step of each stepper, timed in alternating blocks.
+def previous_production(image: np.ndarray, cfg) -> KernelGANTrainer:
+    """The production step before D's fused forward, the fused Adam and the thread cap (D through
+    the module, Adam over parameter lists, the process's threads)."""
+    cfg = set_value(set_value(cfg, "kernelgan.fast_discriminator", False), "kernelgan.cpu_threads", 0)
+    trainer = KernelGANTrainer(image, cfg.kernelgan, device=CPU, rng=np.random.default_rng(0))
+    k, betas = cfg.kernelgan, (cfg.kernelgan.beta1, 0.999)
+    trainer.opt_g = torch.optim.Adam(trainer.G.parameters(), lr=k.lr_g, betas=betas, foreach=True)
+    trainer.opt_d = torch.optim.Adam(trainer.D.parameters(), lr=k.lr_d, betas=betas, foreach=True)
+    return trainer
 
-    CPU time is what the step costs when the machine is shared; wall time is what a user waits."""
-    samples: dict[str, dict[str, list[float]]] = {name: {"wall": [], "cpu": []} for name in steppers}
+
+def compiled_production(image: np.ndarray, cfg, device: torch.device = CPU) -> KernelGANTrainer:
+    """The production step with D's fused forward (and its backward) through ``torch.compile`` (on
+    any device: on CUDA the same call compiles for the GPU)."""
+    trainer = KernelGANTrainer(image, cfg.kernelgan, device=device, rng=np.random.default_rng(0))
+    trainer.discriminate = torch.compile(trainer.discriminate, dynamic=False)
+    return trainer
+
+
+def kernelgan_steppers(image: np.ndarray, compiled: bool) -> tuple[dict[str, Callable[[int], object]], dict[str, int]]:
+    """The steps to compare and how many run-iterations one call of each makes. (The layer-by-layer
+    G of :func:`step_functions` is left out: it costs as much as the literal step.)"""
+    cfg = preset("paper")
+    steps = step_functions(image, cfg, CPU)
+    uncapped = KernelGANTrainer(image, set_value(cfg, "kernelgan.cpu_threads", 0).kernelgan, device=CPU,
+                                rng=np.random.default_rng(0))
+    steppers = {"literal": steps["literal"], "previous production": previous_production(image, cfg).step,
+                "production": steps["production"], "production, process threads": uncapped.step}
+    if compiled:
+        steppers["production, torch.compile D"] = compiled_production(image, cfg).step
+    runs = dict.fromkeys(steppers, 1)
+    for k in LOCKSTEP_RUNS:
+        trainers = [KernelGANTrainer(image, cfg.kernelgan, device=CPU, rng=np.random.default_rng(seed))
+                    for seed in range(k)]
+        steppers[f"lock-step K={k}"] = LockstepKernelGAN(trainers).step
+        runs[f"lock-step K={k}"] = k
+    return steppers, runs
+
+
+def step_flops(step: Callable[[int], object], i: int) -> float:
+    """Matmul and convolution FLOPs of one call (forward and backward), by torch's counter."""
+    with FlopCounterMode(display=False) as counter:
+        step(i)
+    return float(counter.get_total_flops())
+
+
+def matmul_gflops(rows: int, inner: int, cols: int, windows: int = 6, seconds: float = 0.05) -> float:
+    """GFLOP/s of a (rows x inner) @ (inner x cols) float32 matmul: the best of ``windows`` short
+    windows (what the CPU gives when other processes leave it alone for a moment)."""
+    a, b = torch.randn(rows, inner), torch.randn(inner, cols)
+    for _ in range(10):
+        a @ b
+    best = 0.0
+    for _ in range(windows):
+        n, start = 0, time.perf_counter()
+        while time.perf_counter() - start < seconds:
+            a @ b
+            n += 1
+        best = max(best, 2 * rows * inner * cols * n / (time.perf_counter() - start) / 1e9)
+    return best
+
+
+def measure_kernelgan(image: np.ndarray, threads: int, args: argparse.Namespace) -> dict:
+    set_threads(threads)
+    steppers, runs = kernelgan_steppers(image, args.compile)
     counters = dict.fromkeys(steppers, 0)
-    for name, step in steppers.items():  # warm-up
-        step(counters[name]); counters[name] += 1
-    for _ in range(blocks):
-        for name, step in steppers.items():
-            wall, cpu = time.perf_counter(), time.process_time()
-            for _ in range(block_steps):
-                step(counters[name]); counters[name] += 1
-            samples[name]["wall"].append((time.perf_counter() - wall) / block_steps)
-            samples[name]["cpu"].append((time.process_time() - cpu) / block_steps)
-    return {name: {kind: float(np.median(v)) for kind, v in s.items()} for name, s in samples.items()}
+    compile_s = {}
+    for name, step in steppers.items():  # warm-up (and compilation)
+        start = time.perf_counter()
+        for _ in range(2):
+            step(counters[name])
+            counters[name] += 1
+        compile_s[name] = time.perf_counter() - start
+    flops = {name: step_flops(step, counters[name]) / runs[name] for name, step in steppers.items()}
+    counters = {name: c + 1 for name, c in counters.items()}
+    repeats = [time_blocks(steppers, args.blocks, args.block_steps, counters) for _ in range(args.repeats)]
+    per_run = [{name: {k: v / runs[name] for k, v in t.items()} for name, t in rep.items()} for rep in repeats]
+    median = {name: {k: float(np.median([rep[name][k] for rep in per_run])) for k in ("wall", "cpu")}
+              for name in steppers}
+
+    def spread(numerator: str, denominator: str) -> dict[str, list[float]]:
+        """Median, min and max over the repeats of numerator / denominator time."""
+        ratios = {k: [rep[numerator][k] / rep[denominator][k] for rep in per_run] for k in ("wall", "cpu")}
+        return {k: [float(np.median(r)), float(np.min(r)), float(np.max(r))] for k, r in ratios.items()}
+
+    # one thread's work in the D's matmul shapes: the arithmetic floor of the step
+    d_shape = matmul_gflops(800, 64, 64)
+    return {
+        "threads": threads, "repeats": args.repeats, "warm_up_s": compile_s, "ms_per_run_iteration": {n: {k: v * 1e3 for k, v in t.items()} for n, t in median.items()},
+        "speedup_vs_literal": {name: spread("literal", name) for name in steppers},
+        "lockstep4_vs_4_sequential_production_runs": spread("production", "lock-step K=4"),
+        "gflop_per_run_iteration": {n: f / 1e9 for n, f in flops.items()},
+        "gflops_per_s_wall": {n: flops[n] / median[n]["wall"] / 1e9 for n in steppers},
+        "matmul_gflops_d_shape_800x64x64": d_shape, "matmul_gflops_512": matmul_gflops(512, 512, 512),
+        "arithmetic_floor_ms": {n: flops[n] / d_shape / 1e6 for n in steppers},
+    }
+
+
+def print_kernelgan(result: dict) -> None:
+    times, speed = result["ms_per_run_iteration"], result["speedup_vs_literal"]
+    print(f"\n{result['cpu']}, {result['threads']} thread(s); median of {result['repeats']} repeats; "
+          "ratios median [min-max]")
+    print(f"{'CPU':<10}{'threads':>8}  {'step (per run-iteration)':<30}{'wall ms':>9}{'cpu ms':>9}{'x literal (wall)':>24}"
+          f"{'x literal (cpu)':>24}{'GFLOP':>8}{'GFLOP/s':>9}{'floor ms':>10}")
+    for name, t in times.items():
+        ratios = "".join(f"{s[0]:>10.1f} [{s[1]:.1f}-{s[2]:.1f}]".rjust(24) for s in (speed[name]["wall"],
+                                                                                      speed[name]["cpu"]))
+        print(f"{result['cpu'][:10]:<10}{result['threads']:>8}  {name:<30}{t['wall']:>9.2f}{t['cpu']:>9.2f}{ratios}{result['gflop_per_run_iteration'][name]:>8.3f}"
+              f"{result['gflops_per_s_wall'][name]:>9.1f}{result['arithmetic_floor_ms'][name]:>10.2f}")
+    four = result["lockstep4_vs_4_sequential_production_runs"]
+    print(f"4 runs in lock-step vs 4 sequential production runs (run-iterations/s): "
+          f"{four['wall'][0]:.2f}x wall [{four['wall'][1]:.2f}-{four['wall'][2]:.2f}], "
+          f"{four['cpu'][0]:.2f}x cpu [{four['cpu'][1]:.2f}-{four['cpu'][2]:.2f}]")
+    print(f"matmul GFLOP/s: {result['matmul_gflops_d_shape_800x64x64']:.0f} at D's shape (800x64x64), "
+          f"{result['matmul_gflops_512']:.0f} at 512^3")
+
+
+def measure_zssr(image: np.ndarray, threads: int, args: argparse.Namespace) -> dict:
+    """ZSSR's step at the quick preset's crop and at an 8x8 crop (the per-step launch cost)."""
+    set_threads(threads)
+    cfg = preset("quick")
+    trainers = {}
+    for crop in (cfg.zssr.crop, 8):
+        zcfg = set_value(cfg, "zssr.crop", crop).zssr
+        trainers[crop] = ZSSRTrainer(image, 2, None, zcfg, zcfg.kernelgan, device=CPU, rng=np.random.default_rng(0))
+    steppers = {f"crop {crop}": (lambda i, t=t: t.step()) for crop, t in trainers.items()}
+    for step in steppers.values():
+        step(0)
+    flops = {name: step_flops(step, 0) for name, step in steppers.items()}
+    times = time_blocks(steppers, args.blocks, max(1, args.block_steps // 2), dict.fromkeys(steppers, 0))
+    big, small = f"crop {cfg.zssr.crop}", "crop 8"
+    return {"threads": threads, "ms_per_step": {n: {k: v * 1e3 for k, v in t.items()} for n, t in times.items()},
+            "gflop_per_step": {n: f / 1e9 for n, f in flops.items()},
+            "gflops_per_s_wall": {n: flops[n] / times[n]["wall"] / 1e9 for n in steppers},
+            "launch_share_wall": times[small]["wall"] / times[big]["wall"],
+            "matmul_gflops_512": matmul_gflops(512, 512, 512)}
+
+
+def lscpu_model() -> str:
+    """``lscpu``'s model name (the CPU model as /proc/cpuinfo gives it where lscpu is missing)."""
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
+        return next(line.split(":", 1)[1].strip() for line in out.splitlines() if line.startswith("Model name"))
+    except (OSError, subprocess.CalledProcessError, StopIteration):
+        return cpu_model()
 
 
 def main() -> None:
+    default_threads = torch.get_num_threads()
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--blocks", type=int, default=6)
-    parser.add_argument("--block-steps", type=int, default=5)
+    parser.add_argument("--threads", type=int, nargs="+", default=[default_threads, 1])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--blocks", type=int, default=5)
+    parser.add_argument("--block-steps", type=int, default=4)
     parser.add_argument("--size", type=int, nargs=2, default=(200, 300), metavar=("H", "W"))
-    parser.add_argument("--full-iters", type=int, default=None, help="iterations of the full estimate (default: paper)")
-    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--zssr", action="store_true", help="also measure ZSSR's step at the quick crop")
+    parser.add_argument("--full", action="store_true", help="also time a full paper estimate and 4 in lock-step")
+    parser.add_argument("--compile", action="store_true", help="also time the step with D through torch.compile")
     args = parser.parse_args()
-    set_threads(args.threads)
     image = synthetic_image(*args.size)
-    cfg = preset("paper")
-    device = torch.device(args.device)
-    per_step = time_blocks(step_functions(image, cfg, device), args.blocks, args.block_steps)
-
-    full_cfg = cfg if args.full_iters is None else set_value(cfg, "kernelgan.iters", args.full_iters)
-    full_cfg = set_value(full_cfg, "device", args.device)
-    wall, cpu = time.perf_counter(), time.process_time()
-    estimate_kernel(image, 2, full_cfg)
-    full = {"wall": time.perf_counter() - wall, "cpu": time.process_time() - cpu}
-
-    literal = per_step["literal"]
-    result = {
-        "hardware": device_name(device), "threads": args.threads, "device": args.device,
-        "image": list(args.size), "torch": torch.__version__,
-        "ms_per_step": {name: {k: v * 1e3 for k, v in t.items()} for name, t in per_step.items()},
-        "speedup_vs_literal": {k: literal[k] / per_step["production"][k] for k in ("wall", "cpu")},
-        "full_estimate_s": full, "full_estimate_iters": full_cfg.kernelgan.iters,
-    }
-    print(f"{'step':<32}{'wall ms':>9}{'cpu ms':>9}{'x faster (wall)':>17}{'x faster (cpu)':>16}")
-    for name, t in per_step.items():
-        print(f"{name:<32}{t['wall'] * 1e3:>9.1f}{t['cpu'] * 1e3:>9.1f}"
-              f"{literal['wall'] / t['wall']:>17.1f}{literal['cpu'] / t['cpu']:>16.1f}")
-    print(f"full estimate, {full_cfg.kernelgan.iters} iters on {args.size[0]}x{args.size[1]}: "
-          f"{full['wall']:.1f} s wall, {full['cpu']:.1f} s CPU")
+    result = {"hardware": device_name(CPU), "cpu": lscpu_model(), "torch": torch.__version__, "image": list(args.size),
+              "default_threads": default_threads, "kernelgan": [], "zssr": []}
+    print(f"KernelGAN step on {result['hardware']}, {args.size[0]}x{args.size[1]} image, torch {torch.__version__}")
+    for threads in args.threads:
+        result["kernelgan"].append({"cpu": result["cpu"], **measure_kernelgan(image, threads, args)})
+        print_kernelgan(result["kernelgan"][-1])
+    if args.zssr:
+        small = synthetic_image(100, 100, seed=1)
+        for threads in args.threads:
+            z = measure_zssr(small, threads, args)
+            result["zssr"].append(z)
+            print(f"\nZSSR step (quick, 100x100 at x2), {threads} thread(s):")
+            for name, t in z["ms_per_step"].items():
+                print(f"  {name:<9} {t['wall']:8.2f} ms wall {t['cpu']:8.2f} ms cpu  {z['gflop_per_step'][name]:7.3f} "
+                      f"GFLOP  {z['gflops_per_s_wall'][name]:6.1f} GFLOP/s")
+            print(f"  launch cost (8x8 step) / quick step: {z['launch_share_wall']:.1%}; "
+                  f"matmul 512^3: {z['matmul_gflops_512']:.0f} GFLOP/s")
+    if args.full:
+        set_threads(args.threads[0])
+        cfg = set_value(preset("paper"), "device", "cpu")
+        wall = time.perf_counter()
+        estimate_kernel(image, 2, cfg)
+        single = time.perf_counter() - wall
+        wall = time.perf_counter()
+        train_lockstep(image, cfg, seeds=[0, 1, 2, 3])
+        four = time.perf_counter() - wall
+        result["full_paper_estimate_s"] = {"one run": single, "4 runs in lock-step": four}
+        print(f"\nfull paper estimate ({cfg.kernelgan.iters} iters, {args.threads[0]} threads): {single:.1f} s; "
+              f"4 restarts in lock-step: {four:.1f} s")
     OUT.mkdir(exist_ok=True)
     (OUT / "kernelgan_speed.json").write_text(json.dumps(result, indent=1))
 

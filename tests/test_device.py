@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from zssrgan.device import device_name, resolve_device
+from zssrgan.device import at_most_threads, device_name, resolve_device
 from zssrgan.io import save_image
 
 
@@ -40,3 +40,16 @@ def test_auto_takes_the_gpu_and_names_it():
     device = resolve_device("auto")
     assert device.type == "cuda" and resolve_device("cuda").type == "cuda"
     assert device_name(device) == torch.cuda.get_device_name(device)
+
+
+def test_at_most_threads_caps_on_the_cpu_and_restores():
+    previous = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        with at_most_threads(1, torch.device("cpu")):
+            assert torch.get_num_threads() == 1
+        assert torch.get_num_threads() == 2
+        with at_most_threads(0, torch.device("cpu")):  # 0: no cap
+            assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(previous)

@@ -17,7 +17,8 @@ only the orientation from a GAN:
   ``auto.zero_below``, then linearly back to themselves (:func:`shrink`). The two values were set
   on the classic images (benchmarks/RESULTS.md), not on any test set.
 - **Orientation (optional, ``auto.use_gan=true``).** A KernelGAN run on the image (restarted
-  with another seed when it collapses, ``auto.restarts`` times) gives the blur's principal axes;
+  with another seed when it collapses, ``auto.restarts`` times, or all restarts at once in
+  lock-step with ``auto.restarts_lockstep``) gives the blur's principal axes;
   when its kernel is clearly anisotropic (ratio of principal standard deviations at least
   ``auto.anisotropy_min``), the extra blur becomes an anisotropic Gaussian of the same RMS width
   ``t`` with the GAN's axes and aspect, and the GAN's discriminator comes with the estimate. It is
@@ -40,6 +41,7 @@ from .kernels import anisotropic_gaussian, kernel_width, matlab_bicubic_kernel, 
 from .progress import Callback
 from .results import KernelEstimate
 from .train.kernelgan import estimate_kernel
+from .train.kernelgan_lockstep import train_lockstep
 
 EXTRA_BLUR = np.linspace(0.0, 2.4, 49)  # the search grid of the extra Gaussian's width t
 EXTRA_SIZE = 17  # taps of the extra Gaussian: +-3 sigma at the grid's widest
@@ -80,14 +82,19 @@ def shrink(t: float, zero_below: float, shrink_below: float) -> float:
 def _sound_kernelgan(lr: np.ndarray, cfg: Config, callback: Optional[Callback]
                      ) -> tuple[Optional[KernelEstimate], int]:
     """The first KernelGAN run that did not collapse (seeds ``seed``, ``seed + 1``, ...), and the
-    number of runs made."""
+    number of runs made: one after another, or all at once in lock-step (``auto.restarts_lockstep``;
+    ``callback`` then sees every run's steps)."""
     from .estimators import kernelgan_failure  # the table imports this module
 
-    for attempt in range(cfg.auto.restarts + 1):
-        estimate = estimate_kernel(lr, 2, set_value(cfg, "seed", cfg.seed + attempt), callback)
+    seeds = [cfg.seed + attempt for attempt in range(cfg.auto.restarts + 1)]
+    if cfg.auto.restarts_lockstep:
+        estimates = train_lockstep(lr, cfg, seeds, callbacks=[callback] * len(seeds))
+        return next((e for e in estimates if kernelgan_failure(e) is None), None), len(seeds)
+    for attempt, seed in enumerate(seeds):
+        estimate = estimate_kernel(lr, 2, set_value(cfg, "seed", seed), callback)
         if kernelgan_failure(estimate) is None:
             return estimate, attempt + 1
-    return None, cfg.auto.restarts + 1
+    return None, len(seeds)
 
 
 def auto_estimate(lr: np.ndarray, scale: int, cfg: Config, callback: Optional[Callback] = None) -> KernelEstimate:

@@ -55,8 +55,12 @@ class KernelGANConfig:
     bicubic_switch: float = 5e-3
     n_filtering: int = 40  # post-processing threshold: 0.75 x the (n+1)-th largest tap
     fast_generator: bool = True  # train through the composed 13x13 kernel
+    fast_discriminator: bool = True  # D in training mode through archs.kernelgan_fused (same results)
     # crops per step for G and for D (published: 1); more average out the adversarial gradient's noise
     crops_per_step: int = 1
+    # intra-op threads of the training loop on a CPU (0: the process's count). Its operations are
+    # too small to split: a step at 2 threads took longer than at 1 (benchmarks/RESULTS.md)
+    cpu_threads: int = 1
 
 
 @dataclass
@@ -149,6 +153,10 @@ class AutoConfig:
     # axes were not reliable on small images (benchmarks/RESULTS.md): isotropic, from the cue alone
     use_gan: bool = False
     restarts: int = 2  # KernelGAN runs with the next seeds when one collapses
+    # True: all restarts + 1 runs train at once in lock-step (train.kernelgan_lockstep), the first
+    # sound one in seed order is taken: the sequential choice, at one group's time. On a CPU a group
+    # of 3 costs about twice one run while few runs collapse, so sequential is the default there
+    restarts_lockstep: bool = False
     anisotropy_min: float = 1.5  # ratio of principal standard deviations from which the GAN's axes are used
     # the cue's extra blur t is shrunk below shrink_below: 0 up to zero_below, then linearly back to
     # t at shrink_below (the cue reads a sharp image's own softness as 0.4-0.8 px of blur)

@@ -1,8 +1,11 @@
 """Device choice, seeding and thread counts, shared by every training loop and the workers."""
 from __future__ import annotations
 
+import ctypes
 import os
 import random
+from contextlib import contextmanager
+from typing import Iterator
 
 import numpy as np
 import torch
@@ -40,6 +43,36 @@ def set_threads(n: int) -> None:
     n = max(1, int(n))
     os.environ["OMP_NUM_THREADS"] = str(n)
     torch.set_num_threads(n)
+
+
+@contextmanager
+def at_most_threads(n: int, device: torch.device) -> Iterator[None]:
+    """Torch's intra-op threads capped at ``n`` (``n < 1``: no cap) while on a CPU ``device``: for
+    loops of operations too small to split, where extra threads only add waiting (and, on a shared
+    machine, wait for a descheduled thread)."""
+    previous = torch.get_num_threads()
+    if device.type != "cpu" or n < 1 or n >= previous:
+        yield
+        return
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+def keep_freed_memory(threshold: int = 32 << 20) -> bool:
+    """Ask glibc to reuse freed blocks of up to ``threshold`` bytes instead of returning them to the
+    system: a training step frees and reallocates the same activation buffers, and a block mapped
+    afresh faults its pages in again (4 KernelGAN runs in lock-step: about 3200 page faults and a
+    fifth of the step's time). Process-wide; elsewhere than Linux/glibc nothing happens. Returns
+    whether it applied."""
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return False
+    m_trim_threshold, m_mmap_threshold = -1, -3
+    return bool(libc.mallopt(m_mmap_threshold, threshold)) and bool(libc.mallopt(m_trim_threshold, 2 * threshold))
 
 
 def device_name(device: torch.device) -> str:

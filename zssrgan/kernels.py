@@ -182,10 +182,10 @@ def postprocess_kernel(kernel: np.ndarray, sf: float, n_filtering: int = 40) -> 
 # ---- the same on the device ----------------------------------------------------------------------
 
 def center_of_mass_torch(kernel: torch.Tensor) -> torch.Tensor:
-    """:func:`center_of_mass` of a square kernel as a (row, col) tensor on its device."""
-    taps = torch.arange(kernel.shape[0], dtype=kernel.dtype, device=kernel.device)
-    total = kernel.sum()
-    return torch.stack([kernel.sum(1) @ taps / total, kernel.sum(0) @ taps / total])
+    """:func:`center_of_mass` of a square kernel (..., n, n) as (..., 2) = (row, col) on its device."""
+    taps = torch.arange(kernel.shape[-1], dtype=kernel.dtype, device=kernel.device)
+    total = kernel.sum((-2, -1))
+    return torch.stack([kernel.sum(-1) @ taps / total, kernel.sum(-2) @ taps / total], -1)
 
 
 def kernel_width_torch(kernel: torch.Tensor) -> torch.Tensor:

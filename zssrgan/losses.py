@@ -2,8 +2,12 @@
 gradient-weighted L1 (docs/algorithms.md, KernelGAN and ZSSR).
 
 Kernels here are G's composed 13x13 correlation kernels (torch tensors); images are in [-1, 1].
+The kernel terms reduce over a kernel's last two dimensions: a stack of kernels (..., 13, 13), one
+per independent run, gets one value per kernel. ``dim`` (None: all) does the same for the others.
 """
 from __future__ import annotations
+
+from typing import Optional
 
 import numpy as np
 import torch
@@ -18,12 +22,12 @@ from .kernels import center_of_mass_torch, centred_position, matlab_bicubic_kern
 BICUBIC_X2 = matlab_bicubic_kernel(2)[1:, 1:]
 
 
-def adversarial_l1(d_map: torch.Tensor, real: bool) -> torch.Tensor:
+def adversarial_l1(d_map: torch.Tensor, real: bool, dim: Optional[tuple[int, ...]] = None) -> torch.Tensor:
     """Mean |D(x) - label| against a map of ones (real) or zeros (fake).
 
     The KernelGAN paper calls this an LSGAN loss; its published code uses L1, which is kept here.
     """
-    return (d_map - 1.0).abs().mean() if real else d_map.abs().mean()
+    return (d_map - 1.0).abs().mean(dim) if real else d_map.abs().mean(dim)
 
 
 def bicubic_downscale(x: torch.Tensor, kernel: torch.Tensor, stride: int = 2) -> torch.Tensor:
@@ -36,14 +40,14 @@ def bicubic_downscale(x: torch.Tensor, kernel: torch.Tensor, stride: int = 2) ->
     return F.conv2d(x, kernel[None, None], stride=stride)
 
 
-def bicubic_loss(g_output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+def bicubic_loss(g_output: torch.Tensor, target: torch.Tensor, dim: Optional[tuple[int, ...]] = None) -> torch.Tensor:
     """MSE between G's output and the bicubic downscale of the same crop, aligned to G's output."""
-    return F.mse_loss(g_output, target)
+    return F.mse_loss(g_output, target) if dim is None else (g_output - target).square().mean(dim)
 
 
 def sum_to_one_loss(kernel: torch.Tensor) -> torch.Tensor:
     """|1 - sum(k)|: a downscaling kernel preserves the mean brightness."""
-    return (1.0 - kernel.sum()).abs()
+    return (1.0 - kernel.sum((-2, -1))).abs()
 
 
 def boundaries_mask(size: int, penalty: float = 30.0) -> np.ndarray:
@@ -62,18 +66,18 @@ def boundaries_mask(size: int, penalty: float = 30.0) -> np.ndarray:
 
 def boundaries_loss(kernel: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Mean |k * mask|: pushes the kernel's border taps to zero."""
-    return (kernel * mask).abs().mean()
+    return (kernel * mask).abs().mean((-2, -1))
 
 
 def centralized_loss(kernel: torch.Tensor, sf: int = 2) -> torch.Tensor:
     """MSE between the kernel's centre of mass (row, column) and the wanted centre."""
-    row, col = center_of_mass_torch(kernel) - centred_position(kernel.shape[0], sf)
-    return (row ** 2 + col ** 2) / 2.0
+    offset = center_of_mass_torch(kernel) - centred_position(kernel.shape[-1], sf)
+    return offset.square().sum(-1) / 2.0
 
 
 def sparsity_loss(kernel: torch.Tensor, power: float = 0.2) -> torch.Tensor:
     """Mean |k|^0.2: favours few significant taps."""
-    return kernel.abs().pow(power).mean()
+    return kernel.abs().pow(power).mean((-2, -1))
 
 
 GREY_WEIGHTS = np.array([0.299, 0.587, 0.114])

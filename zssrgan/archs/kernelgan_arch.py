@@ -41,30 +41,39 @@ class Generator(nn.Module):
 
 
 def _compose(first: torch.Tensor, then: torch.Tensor) -> torch.Tensor:
-    """Weights of the single correlation equal to correlating with ``first`` (m, i, a, a) and then
-    with ``then`` (o, m, b, b): K[o, i, p] = sum over m and a + b = p of then[o, m, b] first[m, i, a].
+    """Weights of the single correlation equal to correlating with ``first`` (..., m, i, a, a) and
+    then with ``then`` (..., o, m, b, b): K[o, i, p] = sum over m and a + b = p of then[o, m, b]
+    first[m, i, a] (leading dimensions: independent stacks of weights).
 
     One matmul gives every product of a tap of ``then`` with ``first``; ``fold`` adds each at its
     offset. Far cheaper on a CPU than a convolution with these odd shapes, in both directions.
+    1x1 after 1x1 is a plain matrix product.
     """
-    outs, mids, size = then.shape[0], then.shape[1], then.shape[-1]
-    ins, first_size = first.shape[1], first.shape[-1]
-    products = then.permute(0, 2, 3, 1).reshape(outs * size * size, mids) @ first.reshape(mids, -1)
-    blocks = products.reshape(outs, size * size, ins * first_size * first_size).transpose(1, 2)
-    return F.fold(blocks, output_size=first_size + size - 1, kernel_size=first_size)
+    lead, (outs, mids, size) = then.shape[:-4], then.shape[-4:-1]
+    ins, first_size = first.shape[-3], first.shape[-1]
+    if size == first_size == 1:
+        return (then.flatten(-3) @ first.flatten(-3))[..., None, None]
+    products = then.movedim(-3, -1).reshape(*lead, outs * size * size, mids) @ first.reshape(*lead, mids, -1)
+    blocks = products.reshape(-1, size * size, ins * first_size * first_size).transpose(1, 2)
+    kernel = F.fold(blocks, output_size=first_size + size - 1, kernel_size=first_size)
+    return kernel.view(*lead, outs, ins, *kernel.shape[-2:])
 
 
 def composed_kernel(generator: Generator) -> torch.Tensor:
-    """G's effective 13x13 correlation kernel, differentiable w.r.t. every layer's weights.
+    """G's effective 13x13 correlation kernel, differentiable w.r.t. every layer's weights."""
+    return compose_weights([layer.weight for layer in generator.layers])
+
+
+def compose_weights(weights: list[torch.Tensor]) -> torch.Tensor:
+    """The effective kernel (..., 13, 13) of G's layer weights (each with the same leading dimensions).
 
     Composed from the last layer backwards, so every intermediate has a single output channel
-    (five small matmuls instead of pushing a 64-channel delta image through the network).
+    (a few small matmuls instead of pushing a 64-channel delta image through the network).
     """
-    weights = [layer.weight for layer in generator.layers]
     kernel = weights[-1]
     for weight in reversed(weights[:-1]):
         kernel = _compose(weight, kernel)
-    return kernel[0, 0]
+    return kernel[..., 0, 0, :, :]
 
 
 def composed_kernel_by_delta(generator: Generator) -> torch.Tensor:
@@ -100,6 +109,9 @@ class Discriminator(nn.Module):
             layers += [self._conv(channels, channels, 1), self._batch_norm(channels), nn.ReLU(inplace=True)]
         layers += [self._conv(channels, 1, 1), nn.Sigmoid()]
         self.body = nn.Sequential(*layers)
+        # state_dict prefixes of the convolutions and BatchNorms, in order (kernelgan_fused reads them)
+        self.conv_names = [f"body.{i}" for i, layer in enumerate(layers) if isinstance(layer, nn.Conv2d)]
+        self.bn_names = [f"body.{i}" for i, layer in enumerate(layers) if isinstance(layer, nn.BatchNorm2d)]
 
     @staticmethod
     def _conv(cin: int, cout: int, size: int) -> nn.Module:
@@ -117,3 +129,7 @@ class Discriminator(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.body(x)
+
+    def tensors(self) -> dict[str, torch.Tensor]:
+        """Parameters and buffers by ``state_dict`` name: the module's own tensors, not copies."""
+        return {**dict(self.named_parameters()), **dict(self.named_buffers())}

@@ -3,8 +3,10 @@ the image's x2 downscaling kernel.
 
 Faithful to the published schedule, fast by construction: crops are drawn up front and sliced on
 the device, G trains through its composed 13x13 kernel (same outputs and gradients as the deep
-linear network), the bicubic targets of all crops come from one convolution of the whole image,
-and losses stay on the device until a batch of steps is reported.
+linear network), D's real and fake batch go through one pass of its fast training-mode forward
+(same results as two calls of the module, see ``archs.kernelgan_fused``), the bicubic targets of
+all crops come from one convolution of the whole image, the optimisers are fused, and losses stay
+on the device until a batch of steps is reported.
 """
 from __future__ import annotations
 
@@ -14,8 +16,9 @@ import numpy as np
 import torch
 
 from ..archs.kernelgan_arch import Discriminator, Generator, composed_kernel, generate
+from ..archs.kernelgan_fused import discriminator_train_forward
 from ..config import Config, ConfigError, KernelGANConfig, preset
-from ..device import resolve_device
+from ..device import at_most_threads, resolve_device
 from ..errors import InputError
 from ..kernels import kernel_width, postprocess_kernel, with_x4
 from ..losses import (BICUBIC_X2, adversarial_l1, bicubic_downscale, bicubic_loss, boundaries_loss,
@@ -23,6 +26,7 @@ from ..losses import (BICUBIC_X2, adversarial_l1, bicubic_downscale, bicubic_los
 from ..progress import Callback, History, Timings
 from ..results import DiscriminatorState, KernelEstimate
 from .crops import sample_crops
+from .lean_adam import LeanAdam
 
 SCALE = 2  # KernelGAN always learns the x2 kernel; x4 is derived analytically
 REPORT_EVERY = 100  # steps whose values travel to the host (and the callback) in one transfer
@@ -71,33 +75,35 @@ class KernelGANTrainer:
             if getattr(cfg, name) < 1:
                 raise ConfigError(f"kernelgan.{name} must be at least 1, got {getattr(cfg, name)}")
         self.cfg, self.device = cfg, torch.device(device)
+        dtype = torch.get_default_dtype()  # float32; float64 where tests compare paths step by step
         image = prepare_image(image, cfg, real)
         seed = int(rng.integers(2**62))
         with torch.random.fork_rng(devices=[]):  # weights are drawn on the CPU: same on every device
             torch.manual_seed(seed)
             generator, discriminator = Generator(cfg.g_channels), Discriminator(cfg.d_channels, cfg.d_blocks)
         self.G, self.D = generator.to(self.device), discriminator.to(self.device)
+        self._d_tensors_key: Optional[torch.Tensor] = None  # see _d_tensors
         self.g_out = (cfg.input_crop - self.G.kernel_size) // SCALE + 1  # 26: G's output = D's crop
         # a given kernel in G's place (D trained against an estimate that came without one)
         self.fixed_kernel = None if fixed_kernel is None else torch.as_tensor(
-            fit_kernel(fixed_kernel, self.G.kernel_size), dtype=torch.float32, device=self.device)
+            fit_kernel(fixed_kernel, self.G.kernel_size), dtype=dtype, device=self.device)
         self.noise = torch.Generator(device=self.device).manual_seed(seed + 1)
 
         # crop corners, drawn up front (host ints: slicing needs no device round trip)
         n = cfg.n_crop_positions * cfg.crops_per_step
         self.g_corners = sample_crops(image, cfg.input_crop, n, rng, downscaled=True).tolist()
         self.d_corners = sample_crops(image, self.g_out, n, rng).tolist()
-        net = torch.from_numpy(image).to(self.device).permute(2, 0, 1)[None] * 2.0 - 1.0  # (1, 3, H, W)
+        net = torch.from_numpy(image).to(self.device, dtype).permute(2, 0, 1)[None] * 2.0 - 1.0  # (1, 3, H, W)
         self.image = net
         self.image_batch = net.transpose(0, 1)  # (3, 1, H, W): colour channels as a batch
         # Bicubic targets of every G crop in one pass: the crop's x2 bicubic downscale (padding
         # (8-1)//2, shaved to G's output) starts at crop row 3, an odd image row for an even corner.
-        self.bicubic_kernel = torch.tensor(BICUBIC_X2, dtype=torch.float32, device=self.device)
+        self.bicubic_kernel = torch.tensor(BICUBIC_X2, dtype=dtype, device=self.device)
         self.bicubic_targets = bicubic_downscale(self.image_batch[:, :, 1:, 1:], self.bicubic_kernel)
-        self.mask = torch.tensor(boundaries_mask(self.G.kernel_size), dtype=torch.float32, device=self.device)
+        self.mask = torch.tensor(boundaries_mask(self.G.kernel_size), dtype=dtype, device=self.device)
 
-        self.opt_g = torch.optim.Adam(self.G.parameters(), lr=cfg.lr_g, betas=(cfg.beta1, 0.999), foreach=True)
-        self.opt_d = torch.optim.Adam(self.D.parameters(), lr=cfg.lr_d, betas=(cfg.beta1, 0.999), foreach=True)
+        self.opt_g = LeanAdam(self.G.parameters(), lr=cfg.lr_g, betas=(cfg.beta1, 0.999))
+        self.opt_d = LeanAdam(self.D.parameters(), lr=cfg.lr_d, betas=(cfg.beta1, 0.999))
         self.lr_milestones = {round(f * cfg.iters) for f in cfg.lr_milestones}
         self.lambda_every = max(1, round(cfg.iters * cfg.lambda_update_fraction))
         self.lambdas = {"bicubic": cfg.lambda_bicubic, "sum2one": cfg.lambda_sum2one,
@@ -155,6 +161,24 @@ class KernelGANTrainer:
         kernel = composed_kernel(self.G)
         return kernel, generate(x, kernel) if self.cfg.fast_generator else self.G(x)
 
+    def discriminate(self, batches: list[torch.Tensor], weight_grads: bool = True) -> list[torch.Tensor]:
+        """D's maps of ``batches``, as successive calls ``self.D(batch)``; in training mode batches of
+        one shape go through one pass of the fast forward (``fast_discriminator``).
+        ``weight_grads=False``: only the batches need gradients (G's step)."""
+        fast = self.cfg.fast_discriminator and self.D.training and self.D.bn_names
+        if not (fast and len({b.shape for b in batches}) == 1):
+            return [self.D(batch) for batch in batches]
+        maps = discriminator_train_forward(self.D, _batch(batches), len(batches), self._d_tensors(), weight_grads)
+        return list(maps.unbind(0))
+
+    def _d_tensors(self) -> dict[str, torch.Tensor]:
+        """``self.D.tensors()``, kept while D's buffers are the same objects (``.to()`` and
+        ``.double()`` replace them; training and ``load_state_dict`` update them in place)."""
+        buffer = self.D.get_submodule(self.D.bn_names[0]).running_mean
+        if self._d_tensors_key is not buffer:
+            self._d_tensors_cache, self._d_tensors_key = self.D.tensors(), buffer
+        return self._d_tensors_cache
+
     def current_kernel(self) -> torch.Tensor:
         """G's composed 13x13 kernel now (detached, on the device)."""
         with torch.no_grad():
@@ -166,7 +190,7 @@ class KernelGANTrainer:
         Returns detached 0-d tensors (no host transfer)."""
         crop, target = self.g_input(i)
         kernel, fake = self.generate(crop)
-        loss_adv = adversarial_l1(self.D(self.to_discriminator(fake)), real=True)
+        loss_adv = adversarial_l1(self.discriminate([self.to_discriminator(fake)], weight_grads=False)[0], real=True)
         terms = {"bicubic": bicubic_loss(fake, target), "sum2one": sum_to_one_loss(kernel),
                  "boundaries": boundaries_loss(kernel, self.mask), "centralized": centralized_loss(kernel, SCALE),
                  "sparse": sparsity_loss(kernel)}
@@ -188,8 +212,8 @@ class KernelGANTrainer:
         if fake is None:
             with torch.no_grad():
                 fake = self.to_discriminator(self.generate(self.g_input(i)[0])[1])
-        loss_real = adversarial_l1(self.D(self.real_crop(i)), real=True)
-        loss_fake = adversarial_l1(self.D(self._noisy(fake.detach())), real=False)
+        real_map, fake_map = self.discriminate([self.real_crop(i), self._noisy(fake.detach())])
+        loss_real, loss_fake = adversarial_l1(real_map, real=True), adversarial_l1(fake_map, real=False)
         return {"loss_d": (loss_real + loss_fake) * 0.5, "loss_d_real": loss_real.detach(),
                 "loss_d_fake": loss_fake.detach()}
 
@@ -272,7 +296,8 @@ class KernelGANTrainer:
 
     def step(self, i: int) -> dict[str, float]:
         """One G step, one D step and the schedule update; the losses and settings as floats."""
-        losses, settings = self._step_tensors(i)
+        with at_most_threads(self.cfg.cpu_threads, self.device):
+            losses, settings = self._step_tensors(i)
         return {**dict(zip(_LOSS_NAMES, losses.tolist())), **settings}
 
     def train(self, callback: Optional[Callback] = None, iters: Optional[int] = None) -> None:
@@ -288,7 +313,7 @@ class KernelGANTrainer:
                     self.history("kernelgan", step, {**dict(zip(_LOSS_NAMES, row)), **settings})
                 pending.clear()
 
-        with self.timings.phase("kernelgan_train"):
+        with self.timings.phase("kernelgan_train"), at_most_threads(self.cfg.cpu_threads, self.device):
             for i in range(self.cfg.iters if iters is None else iters):
                 pending.append((i, *self._step_tensors(i)))
                 if len(pending) == REPORT_EVERY:
@@ -359,10 +384,11 @@ def train_discriminator(image: np.ndarray, kernel: np.ndarray, cfg: Config,
     trainer = KernelGANTrainer(image, cfg.kernelgan, device=resolve_device(cfg.device),
                                rng=np.random.default_rng(cfg.seed), real=cfg.real, fixed_kernel=kernel)
     pending = []
-    for i in range(cfg.kernelgan.iters):
-        values = trainer.d_step(i)
-        trainer.update_schedule(i)
-        pending.append((i, torch.stack([values[name] for name in ("loss_d", "loss_d_real", "loss_d_fake")])))
+    with at_most_threads(cfg.kernelgan.cpu_threads, trainer.device):
+        for i in range(cfg.kernelgan.iters):
+            values = trainer.d_step(i)
+            trainer.update_schedule(i)
+            pending.append((i, torch.stack([values[name] for name in ("loss_d", "loss_d_real", "loss_d_fake")])))
     if callback is not None and pending:
         rows = torch.stack([losses for _, losses in pending]).tolist()
         for (step, _), row in zip(pending, rows):
