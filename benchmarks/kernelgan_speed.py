@@ -311,13 +311,13 @@ def measure_fkp(image: np.ndarray, threads: int, args: argparse.Namespace) -> di
     set_threads(threads)
     result: dict = {"threads": threads}
     for batch in (8, 64):
-        cfg = set_value(preset("quick"), "fkp.batch", batch).fkp
+        base = set_value(preset("quick"), "fkp.batch", batch)
 
         def trainer(cpu_threads: int) -> FKPTrainer:
-            return FKPTrainer(image, set_value(set_value(preset("quick"), "fkp.batch", batch), "fkp.cpu_threads",
-                                               cpu_threads).fkp, device=CPU, rng=np.random.default_rng(0))
+            cfg = set_value(base, "fkp.cpu_threads", cpu_threads).fkp
+            return FKPTrainer(image, cfg, device=CPU, rng=np.random.default_rng(0))
 
-        capped, uncapped, previous = trainer(cfg.cpu_threads), trainer(0), trainer(0)
+        capped, uncapped, previous = trainer(base.fkp.cpu_threads), trainer(0), trainer(0)
 
         def production(i: int, t: FKPTrainer = capped) -> None:
             with at_most_threads(t.cfg.cpu_threads, CPU):
