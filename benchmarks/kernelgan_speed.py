@@ -17,8 +17,13 @@ the median [min-max] of the ratios over the repeats. Arithmetic is counted by to
 (matmuls and convolutions) and set against a matmul of D's shape: the arithmetic floor of a step.
 ``--zssr`` measures whether ZSSR's step is launch-bound at the ``quick`` crop size (the same step
 at an 8x8 crop gives the launch cost). ``--full`` times a full ``paper`` estimate and 4 in lock-step.
+``--fkp`` times a KernelGAN-FKP iteration (3 critic and 3 latent steps) at the ``quick`` batch (8)
+and the ``paper`` batch (64): the production iteration, the same at the process's threads, and
+the previous one (torch's Adam, crops and the critic steps' fake made anew for every step, the
+process's threads); its FLOPs (the gradient penalty's double backward included) against a matmul
+of the critic's widest layer.
 
-    .venv/bin/python benchmarks/kernelgan_speed.py [--threads 2 1] [--repeats 3] [--zssr] [--full] [--compile]
+    .venv/bin/python benchmarks/kernelgan_speed.py [--threads 2 1] [--repeats 3] [--zssr] [--full] [--compile] [--fkp]
 """
 from __future__ import annotations
 
@@ -32,15 +37,16 @@ from typing import Callable, Optional
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch.utils.flop_counter import FlopCounterMode
+from torch.utils.flop_counter import FlopCounterMode, _FlopCounterMode
 
 from zssrgan.archs.kernelgan_arch import Discriminator, Generator, composed_kernel_by_delta
 from zssrgan.config import preset, set_value
-from zssrgan.device import cpu_model, device_name, set_threads
+from zssrgan.device import at_most_threads, cpu_model, device_name, set_threads
 from zssrgan.losses import (BICUBIC_X2, adversarial_l1, bicubic_downscale, boundaries_loss, boundaries_mask,
                             centralized_loss, sparsity_loss, sum_to_one_loss)
 from zssrgan.train.crops import sample_crops
 from zssrgan.train.kernelgan import KernelGANTrainer, estimate_kernel, prepare_image
+from zssrgan.train.kernelgan_fkp import FKPTrainer
 from zssrgan.train.kernelgan_lockstep import LockstepKernelGAN, train_lockstep
 from zssrgan.train.zssr import ZSSRTrainer
 
@@ -274,6 +280,74 @@ def measure_zssr(image: np.ndarray, threads: int, args: argparse.Namespace) -> d
             "matmul_gflops_512": matmul_gflops(512, 512, 512)}
 
 
+def previous_fkp_iteration(trainer: FKPTrainer) -> Callable[[int], object]:
+    """The KernelGAN-FKP iteration before the speed work: torch's Adam, crops and the critic steps'
+    fake made anew for every step (the trainer's caches emptied), the process's threads."""
+    cfg, betas = trainer.cfg, (trainer.cfg.beta1, 0.999)
+    trainer.opt_g = torch.optim.Adam([trainer.G.latent], lr=cfg.lr_latent, betas=betas)
+    trainer.opt_d = torch.optim.Adam(trainer.D.parameters(), lr=cfg.lr_d, betas=betas)
+
+    def iteration(i: int) -> None:
+        for _ in range(cfg.d_steps):
+            trainer._crops_of = trainer._fake_of = (None, None, None)
+            trainer.d_step(i)
+        for _ in range(cfg.latent_steps):
+            trainer._crops_of = (None, None, None)
+            trainer.g_step(i)
+    return iteration
+
+
+def fkp_flops(step: Callable[[int], object], i: int) -> float:
+    """Matmul and convolution FLOPs of one call. (torch's dispatch-level counter: the public
+    FlopCounterMode's module hooks refuse the gradient penalty's ``autograd.grad`` on a leaf.)"""
+    counter = FlopCounterMode(display=False)
+    with _FlopCounterMode(counter):
+        step(i)
+    return float(counter.get_total_flops())
+
+
+def measure_fkp(image: np.ndarray, threads: int, args: argparse.Namespace) -> dict:
+    """KernelGAN-FKP's iteration at the quick and the paper batch (see the module docstring)."""
+    set_threads(threads)
+    result: dict = {"threads": threads}
+    for batch in (8, 64):
+        base = set_value(preset("quick"), "fkp.batch", batch)
+
+        def trainer(cpu_threads: int) -> FKPTrainer:
+            cfg = set_value(base, "fkp.cpu_threads", cpu_threads).fkp
+            return FKPTrainer(image, cfg, device=CPU, rng=np.random.default_rng(0))
+
+        capped, uncapped, previous = trainer(base.fkp.cpu_threads), trainer(0), trainer(0)
+
+        def production(i: int, t: FKPTrainer = capped) -> None:
+            with at_most_threads(t.cfg.cpu_threads, CPU):
+                t._iteration(i)
+
+        steppers = {"previous": previous_fkp_iteration(previous), "production": production,
+                    "production, process threads": uncapped._iteration}
+        flops = fkp_flops(steppers["production"], 0)
+        times = time_blocks(steppers, args.blocks, 1 if batch > 8 else max(1, args.block_steps // 2))
+        widest = matmul_gflops(batch * 23 * 23, 32 * 9, 32)  # the critic's 2nd layer as one matmul
+        result[f"batch {batch}"] = {
+            "ms_per_iteration": {n: {k: v * 1e3 for k, v in t.items()} for n, t in times.items()},
+            "speedup_vs_previous_wall": {n: times["previous"]["wall"] / t["wall"] for n, t in times.items()},
+            "gflop_per_iteration": flops / 1e9,
+            "gflops_per_s_wall": {n: flops / t["wall"] / 1e9 for n, t in times.items()},
+            "matmul_gflops_critic_layer": widest, "arithmetic_floor_ms": flops / widest / 1e6}
+    return result
+
+
+def print_fkp(result: dict) -> None:
+    print(f"\nKernelGAN-FKP iteration (3 critic + 3 latent steps), {result['threads']} thread(s):")
+    for batch in (8, 64):
+        r = result[f"batch {batch}"]
+        print(f"  batch {batch}: {r['gflop_per_iteration']:.2f} GFLOP; matmul at the critic's layer "
+              f"{r['matmul_gflops_critic_layer']:.0f} GFLOP/s (floor {r['arithmetic_floor_ms']:.1f} ms)")
+        for name, t in r["ms_per_iteration"].items():
+            print(f"    {name:<30}{t['wall']:9.1f} ms wall{t['cpu']:9.1f} ms cpu"
+                  f"{r['speedup_vs_previous_wall'][name]:7.2f}x previous{r['gflops_per_s_wall'][name]:7.1f} GFLOP/s")
+
+
 def lscpu_model() -> str:
     """``lscpu``'s model name (the CPU model as /proc/cpuinfo gives it where lscpu is missing)."""
     try:
@@ -294,14 +368,19 @@ def main() -> None:
     parser.add_argument("--zssr", action="store_true", help="also measure ZSSR's step at the quick crop")
     parser.add_argument("--full", action="store_true", help="also time a full paper estimate and 4 in lock-step")
     parser.add_argument("--compile", action="store_true", help="also time the step with D through torch.compile")
+    parser.add_argument("--fkp", action="store_true", help="also time KernelGAN-FKP's iteration (quick and paper batch)")
+    parser.add_argument("--no-kernelgan", dest="kernelgan", action="store_false", help="skip KernelGAN's own rows")
     args = parser.parse_args()
     image = synthetic_image(*args.size)
     result = {"hardware": device_name(CPU), "cpu": lscpu_model(), "torch": torch.__version__, "image": list(args.size),
-              "default_threads": default_threads, "kernelgan": [], "zssr": []}
+              "default_threads": default_threads, "kernelgan": [], "zssr": [], "fkp": []}
     print(f"KernelGAN step on {result['hardware']}, {args.size[0]}x{args.size[1]} image, torch {torch.__version__}")
-    for threads in args.threads:
+    for threads in args.threads if args.kernelgan else ():
         result["kernelgan"].append({"cpu": result["cpu"], **measure_kernelgan(image, threads, args)})
         print_kernelgan(result["kernelgan"][-1])
+    for threads in args.threads if args.fkp else ():
+        result["fkp"].append(measure_fkp(image, threads, args))
+        print_fkp(result["fkp"][-1])
     if args.zssr:
         small = synthetic_image(100, 100, seed=1)
         for threads in args.threads:

@@ -1,6 +1,7 @@
 """KernelGAN's fast paths give the results of the plain ones: D's fused training-mode forward
 equals successive calls of the module, the production step equals the step through the module
-with a per-parameter-list Adam, and K runs in lock-step equal K separate runs, step by step.
+with a per-parameter-list Adam, and K runs in lock-step equal K separate runs, step by step; so
+does KernelGAN-FKP's production iteration equal its straightforward one.
 
 Compared in float64: a KernelGAN run's first steps amplify rounding differences by orders of
 magnitude (Adam normalises gradients far below its eps), so two float32 runs that differ only in
@@ -14,6 +15,7 @@ import numpy as np
 import pytest
 import torch
 
+from zssrgan.archs.fkp_arch import gradient_penalty
 from zssrgan.archs.kernelgan_arch import Discriminator
 from zssrgan.archs.kernelgan_fused import discriminator_train_forward
 from zssrgan.auto import _sound_kernelgan
@@ -21,6 +23,7 @@ from zssrgan.config import KernelGANConfig, apply_overrides, preset, set_value
 from zssrgan.errors import InputError
 from zssrgan.losses import adversarial_l1
 from zssrgan.train.kernelgan import KernelGANTrainer
+from zssrgan.train.kernelgan_fkp import _VALUE_NAMES as _FKP_VALUES, FKPTrainer
 from zssrgan.train.kernelgan_lockstep import LockstepKernelGAN, train_lockstep
 
 CPU = torch.device("cpu")
@@ -202,3 +205,65 @@ def test_auto_restarts_in_lockstep_choose_the_sequential_runs_kernel(float64_def
             np.testing.assert_allclose(lockstep.raw_kernel, sequential.raw_kernel, rtol=1e-6, atol=1e-9)
             restarted += runs > 1
     assert restarted  # the first run collapsed at least once, and the restart was taken alike
+
+
+def _straightforward_fkp_iteration(trainer, i):
+    """KernelGAN-FKP's iteration as written plainly: crops cut and G's output made anew for every
+    step, the critic called once per batch, torch's Adam (the trainer's optimisers are replaced)."""
+    cfg, size, side = trainer.cfg, trainer.cfg.input_crop, trainer.g_out
+
+    def fake():
+        g_input = trainer._crops(trainer.g_corners, i, size).reshape(-1, 1, size, size)
+        return trainer.G(g_input)[1].reshape(-1, 3, side, side) * 2 - 1
+
+    for _ in range(cfg.d_steps):
+        real = trainer._crops(trainer.d_corners, i, side) * 2 - 1
+        with torch.no_grad():
+            generated = fake()
+        loss_real, loss_fake = -trainer.D(real).mean(), trainer.D(generated).mean()
+        penalty = gradient_penalty(trainer.D, real, generated, trainer.noise)
+        trainer.opt_d.zero_grad()
+        (loss_real + loss_fake + cfg.gp_weight * penalty).backward()
+        trainer.opt_d.step()
+    for _ in range(cfg.latent_steps):
+        loss_g = -trainer.D(fake()).mean()
+        trainer.opt_g.zero_grad()
+        loss_g.backward()
+        trainer.opt_g.step()
+        trainer.G.project(cfg.sphere_radius)
+    kernel = trainer.current_kernel()
+    return {"loss_d_real": loss_real, "loss_d_fake": loss_fake, "gradient_penalty": penalty, "loss_g": loss_g,
+            "raw_sum": kernel.sum()}
+
+
+def _fkp_trainer(image, seed):
+    cfg = apply_overrides(preset("quick"), ["fkp.batch=4", "fkp.d_channels=16", "fkp.iters=12"]).fkp
+    trainer = FKPTrainer(image, cfg, device=CPU, rng=np.random.default_rng(seed))
+    trainer.G.double()
+    trainer.D.double()
+    trainer.image = trainer.image.double()
+    return trainer
+
+
+def test_fkp_production_iteration_equals_the_straightforward_one_step_by_step():
+    image = _image(5, (90, 96))
+    fast, reference = _fkp_trainer(image, 0), _fkp_trainer(image, 0)
+    betas = (fast.cfg.beta1, 0.999)
+    reference.opt_g = torch.optim.Adam([reference.G.latent], lr=fast.cfg.lr_latent, betas=betas, foreach=False)
+    reference.opt_d = torch.optim.Adam(reference.D.parameters(), lr=fast.cfg.lr_d, betas=betas, foreach=False)
+    names = dict(zip(_FKP_VALUES, range(len(_FKP_VALUES))))
+    for i in range(fast.cfg.iters):
+        got = fast._iteration(i)
+        expected = _straightforward_fkp_iteration(reference, i)
+        for name, value in expected.items():
+            _close(got[names[name]], value.detach(), f"iteration {i} {name}")
+        _close(fast.G.latent, reference.G.latent, f"iteration {i} latent")
+        for name, value in reference.D.state_dict().items():
+            _close(fast.D.state_dict()[name].double(), value.double(), f"iteration {i} {name}")
+        with torch.no_grad():  # the next iteration from the reference's state
+            fast.G.latent.copy_(reference.G.latent)
+            fast.D.load_state_dict(reference.D.state_dict())
+        _copy_adam(reference.opt_g, reference.G.latent, fast.opt_g, fast.G.latent)
+        for p, ref_p in zip(fast.D.parameters(), reference.D.parameters()):
+            _copy_adam(reference.opt_d, ref_p, fast.opt_d, p)
+    assert fast.noise.get_state().equal(reference.noise.get_state())  # as many mixing weights drawn

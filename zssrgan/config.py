@@ -87,6 +87,8 @@ class FKPConfig:
     # post-processing keeps this many of the strongest taps (kernels.zeroize_negligible); 121 = every
     # tap of an 11x11 kernel: as published, the estimate is only clipped at 0, normalised and centred
     n_filtering: int = 121
+    # intra-op threads of the training loop on a CPU (0: the process's count), as kernelgan.cpu_threads
+    cpu_threads: int = 1
 
 
 @dataclass

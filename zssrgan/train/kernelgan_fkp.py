@@ -21,13 +21,14 @@ import torch
 
 from ..archs.fkp_arch import Critic, FlowGenerator, gradient_penalty
 from ..config import Config, FKPConfig, preset
-from ..device import resolve_device
+from ..device import at_most_threads, resolve_device
 from ..errors import InputError
 from ..kernels import kernel_width, kernel_width_torch, postprocess_kernel, with_x4
 from ..progress import Callback, History, Timings
 from ..results import DiscriminatorState, KernelEstimate
 from .crops import sample_crops
 from .kernelgan import SCALE, prepare_image
+from .lean_adam import LeanAdam
 from .prior import load_prior
 
 PHASE = "kernelgan_fkp"
@@ -73,8 +74,12 @@ class FKPTrainer:
         self.g_corners = sample_crops(image, cfg.input_crop, n, rng, downscaled=True).tolist()
         self.d_corners = sample_crops(image, self.g_out, n, rng).tolist()
         self.image = torch.from_numpy(image).to(self.device).permute(2, 0, 1)[None]  # (1, 3, H, W) in [0, 1]
-        self.opt_g = torch.optim.Adam([self.G.latent], lr=cfg.lr_latent, betas=(cfg.beta1, 0.999))
-        self.opt_d = torch.optim.Adam(self.D.parameters(), lr=cfg.lr_d, betas=(cfg.beta1, 0.999))
+        self.opt_g = LeanAdam([self.G.latent], lr=cfg.lr_latent, betas=(cfg.beta1, 0.999))
+        self.opt_d = LeanAdam(self.D.parameters(), lr=cfg.lr_d, betas=(cfg.beta1, 0.999))
+        # the last iteration's crops, and G's output on them for the latent it was made with: an
+        # iteration's critic steps share one batch and, the latent unchanged, one fake
+        self._crops_of: tuple = (None, None, None)
+        self._fake_of: tuple = (None, None, None)
         self.history = History()
         self.timings = Timings()
 
@@ -85,13 +90,21 @@ class FKPTrainer:
         picked = (corners[(i * b + j) % len(corners)] for j in range(b))
         return _batch([self.image[:, :, top:top + size, left:left + size] for top, left in picked])
 
+    def _iteration_crops(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Iteration ``i``'s G input and real crops, cut once for all its steps."""
+        if self._crops_of[0] != i:
+            size = self.cfg.input_crop
+            g_input = self._crops(self.g_corners, i, size).reshape(-1, 1, size, size)
+            self._crops_of = (i, g_input, self._crops(self.d_corners, i, self.g_out) * 2 - 1)
+        return self._crops_of[1:]
+
     def g_input(self, i: int) -> torch.Tensor:
         """G's (3B, 1, 64, 64) input crops for iteration ``i`` (colour channels as the batch)."""
-        return self._crops(self.g_corners, i, self.cfg.input_crop).reshape(-1, 1, self.cfg.input_crop, self.cfg.input_crop)
+        return self._iteration_crops(i)[0]
 
     def real_crop(self, i: int) -> torch.Tensor:
         """The critic's (B, 3, 27, 27) real crops for iteration ``i``, in [-1, 1]."""
-        return self._crops(self.d_corners, i, self.g_out) * 2 - 1
+        return self._iteration_crops(i)[1]
 
     def fake(self, i: int) -> torch.Tensor:
         """G's output on iteration ``i``'s crops as the critic's (B, 3, 27, 27) input in [-1, 1],
@@ -137,9 +150,11 @@ class FKPTrainer:
         fake in [-1, 1]."""
         real = self.real_crop(i)
         if fake is None:
-            with torch.no_grad():
-                fake = self.fake(i)
             mix_real = real
+            if self._fake_of[:2] != (i, self.G.latent._version):  # the latent changes in place only
+                with torch.no_grad():
+                    self._fake_of = (i, self.G.latent._version, self.fake(i))
+            fake = self._fake_of[2]
         else:
             mix_real, fake = self._real_like(i, fake.detach())
         loss_real = -self.D(real).mean()
@@ -184,7 +199,7 @@ class FKPTrainer:
                     self.history(PHASE, step, dict(zip(_VALUE_NAMES, row)))
                 pending.clear()
 
-        with self.timings.phase("kernelgan_fkp_train"):
+        with self.timings.phase("kernelgan_fkp_train"), at_most_threads(self.cfg.cpu_threads, self.device):
             for i in range(self.iters if iters is None else iters):
                 pending.append((i, self._iteration(i)))
                 if len(pending) == REPORT_EVERY:
