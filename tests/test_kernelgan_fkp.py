@@ -7,13 +7,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
 
 from zssrgan.archs.fkp_arch import Critic, FlowGenerator, gradient_penalty
 from zssrgan.config import apply_overrides, preset
 from zssrgan.io import load_image
-from zssrgan.kernels import center_of_mass, centred_position, isotropic_gaussian, kernel_shift, kernel_width
-from zssrgan.resize import imresize
+from zssrgan.kernels import center_of_mass, centred_position, kernel_width
 from zssrgan.methods import run_method
 from zssrgan.progress import History
 from zssrgan.train.kernelgan_fkp import FKPTrainer, estimate_kernel_fkp, fkp_trainer

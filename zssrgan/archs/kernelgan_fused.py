@@ -22,7 +22,6 @@ from __future__ import annotations
 from typing import Mapping, Optional
 
 import torch
-import torch.nn.functional as F
 
 from ..config import ConfigError
 from .kernelgan_arch import D_RECEPTIVE_FIELD, Discriminator
@@ -162,7 +161,6 @@ class _Body(torch.autograd.Function):
         inputs.append(h)
         raw = (h @ last.mT).view(*lead, groups, -1)
         out = torch.addcmul(bias[..., None, :], raw, inv_sigma[..., None]).sigmoid_()
-        ctx.groups = groups
         ctx.save_for_backward(first, hidden, gamma, last, inv_sigma, raw, out, *inputs, *normed, *rstds)
         stats = torch.stack(means, -4)[..., 0, :], torch.stack(variances, -4)[..., 0, :]
         ctx.mark_non_differentiable(*stats)
@@ -171,7 +169,7 @@ class _Body(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_out, _means, _variances):
         first, hidden, gamma, last, inv_sigma, raw, out, *rest = ctx.saved_tensors
-        blocks, groups = hidden.shape[-3], ctx.groups
+        blocks = hidden.shape[-3]
         inputs, normed, rstds = rest[:blocks + 1], rest[blocks + 1:2 * blocks + 1], rest[2 * blocks + 1:]
         (needs_patches, needs_first, needs_hidden, needs_gamma, needs_beta, needs_eps, needs_last,
          needs_inv_sigma, needs_bias, _) = ctx.needs_input_grad

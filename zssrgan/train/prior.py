@@ -18,7 +18,6 @@ scale, how it was trained). ``zssrgan/data/priors/fkp_x2.npz`` is the prior the 
 """
 from __future__ import annotations
 
-import time
 import zipfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
