@@ -120,7 +120,7 @@ def test_oracle_is_skipped_where_nothing_is_known_and_runs_on_a_bicubic_protocol
 
 @pytest.mark.parametrize("change, error, words", [
     ({"methods": ["nope"]}, MethodError, "choose one of"),
-    ({"overrides": ["estimator=nope"]}, EstimatorError, "choose one of: kernelgan, cross-scale"),
+    ({"overrides": ["estimator=nope"]}, EstimatorError, "choose one of: kernelgan, kernelgan-fkp, cross-scale"),
     ({"grid": {"zssrgan.disc_raito": ["0.1"]}}, ConfigError, "valid keys"),
     ({"grid": {"zssr.iters": ["ten"]}}, ConfigError, "not a valid int"),
     ({"scales": [3]}, ValueError, "scales must be 2 or 4"),

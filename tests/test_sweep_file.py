@@ -126,7 +126,7 @@ def test_the_resolved_sweep_is_a_sweep_file_of_the_same_sweep(folder, every_key)
     ({"set": {"zssr.iters": 1.5}}, "set: zssr.iters: '1.5' is not a valid int"),
     ({"grid": {"zssr.iters": []}}, "grid: zssr.iters has no values"),
     ({"methods": ["zssr", "nope"]}, "methods: unknown method 'nope'; choose one of: bicubic, zssr,"),
-    ({"estimator": "nope"}, "estimator: unknown kernel estimator 'nope'; choose one of: kernelgan, cross-scale"),
+    ({"estimator": "nope"}, "estimator: unknown kernel estimator 'nope'; choose one of: kernelgan, kernelgan-fkp, cross-scale"),
     ({"preset": "fast"}, "preset: 'fast' is not one of: paper, quick"),
     ({"seed": 1, "seeds": [2]}, "give either seed or seeds, not both"),
     ("- data\n- methods\n", "must be a mapping of keys to values (keys: data, methods,"),
