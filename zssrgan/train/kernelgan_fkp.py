@@ -24,7 +24,7 @@ from ..config import Config, FKPConfig, preset
 from ..device import at_most_threads, resolve_device
 from ..errors import InputError
 from ..kernels import kernel_width, kernel_width_torch, postprocess_kernel, with_x4
-from ..progress import Callback, History, Timings
+from ..progress import Callback, History, StepValues, Timings
 from ..results import DiscriminatorState, KernelEstimate
 from .crops import sample_crops
 from .kernelgan import SCALE, prepare_image
@@ -84,10 +84,13 @@ class FKPTrainer:
         self.timings = Timings()
 
     # --- data ------------------------------------------------------------------------------------
+    def _corners(self, corners: list[list[int]], i: int, n: int) -> list[list[int]]:
+        """The first ``n`` of iteration ``i``'s crop corners (``batch`` per iteration, cycling)."""
+        return [corners[(i * self.cfg.batch + j) % len(corners)] for j in range(n)]
+
     def _crops(self, corners: list[list[int]], i: int, size: int) -> torch.Tensor:
         """Iteration ``i``'s batch of (B, 3, size, size) crops in [0, 1]."""
-        b = self.cfg.batch
-        picked = (corners[(i * b + j) % len(corners)] for j in range(b))
+        picked = self._corners(corners, i, self.cfg.batch)
         return _batch([self.image[:, :, top:top + size, left:left + size] for top, left in picked])
 
     def _iteration_crops(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -117,10 +120,8 @@ class FKPTrainer:
         height, width = self.image.shape[2:]
         fake = fake[..., :min(fake.shape[-2], height), :min(fake.shape[-1], width)]
         h, w = fake.shape[-2:]
-        b = fake.shape[0]
-        corners = (self.d_corners[(i * self.cfg.batch + j) % len(self.d_corners)] for j in range(b))
         crops = [self.image[:, :, min(top, height - h):min(top, height - h) + h, min(left, width - w):min(left, width - w) + w]
-                 for top, left in corners]
+                 for top, left in self._corners(self.d_corners, i, fake.shape[0])]
         return _batch(crops) * 2 - 1, fake
 
     # --- networks --------------------------------------------------------------------------------
@@ -190,21 +191,18 @@ class FKPTrainer:
         """Run ``iters`` (default: the trainer's) iterations, recording each in ``self.history`` and
         forwarding it to ``callback("kernelgan_fkp", i, values)``; values reach the host in batches."""
         self.history.forward = callback
-        pending: list[tuple[int, torch.Tensor]] = []
+        values = StepValues()
 
-        def flush() -> None:
-            if pending:
-                rows = torch.stack([losses for _, losses in pending]).tolist()
-                for (step, _), row in zip(pending, rows):
-                    self.history(PHASE, step, dict(zip(_VALUE_NAMES, row)))
-                pending.clear()
+        def report() -> None:
+            for step, row in values.flush():
+                self.history(PHASE, step, row)
 
         with self.timings.phase("kernelgan_fkp_train"), at_most_threads(self.cfg.cpu_threads, self.device):
             for i in range(self.iters if iters is None else iters):
-                pending.append((i, self._iteration(i)))
-                if len(pending) == REPORT_EVERY:
-                    flush()
-            flush()
+                values.add(i, dict(zip(_VALUE_NAMES, self._iteration(i))))
+                if len(values.rows) == REPORT_EVERY:
+                    report()
+            report()
 
     @torch.no_grad()
     def verdict(self, batch_statistics: bool = False) -> tuple[float, float]:
