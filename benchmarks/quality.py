@@ -54,6 +54,7 @@ def add_dataset_arguments(parser: argparse.ArgumentParser, images: int | None, f
                         help="folder of HR images to degrade first (default benchmarks/data/classic)")
     parser.add_argument("--protocol", choices=PROTOCOLS, default="div2krk", help="degradation of --make-from")
     parser.add_argument("--scales", default="2", help="comma-separated scales (default 2)")
+    parser.add_argument("--seeds", default="0", help="comma-separated random seeds (default 0)")
     parser.add_argument("--preset", default="quick", help="config preset (default quick; paper: published)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument("--methods", default=",".join(METHODS), help="methods (default: all)")
@@ -115,7 +116,8 @@ def run_benchmark(args: argparse.Namespace, experiment: str) -> tuple[dict, str,
     data = prepare_dataset(args, work, scales)
     uri = f"sqlite:///{work / 'mlflow.db'}"
     overrides = args.overrides + ([f"estimator={args.estimator}"] if args.estimator else [])
-    spec = SweepSpec(data=[str(data)], methods=args.methods.split(","), scales=list(scales), preset=args.preset,
+    spec = SweepSpec(data=[str(data)], methods=args.methods.split(","), scales=list(scales),
+                     seeds=[int(s) for s in args.seeds.split(",")], preset=args.preset,
                      overrides=overrides, grid=parse_grid(args.grid), experiment=experiment, tracking_uri=uri,
                      workers=args.workers)
     return run_sweep(spec), uri, work
@@ -143,7 +145,7 @@ def main() -> None:
         "command": shlex.join([Path(sys.executable).name, *sys.argv]),
         "device": device,
         "preset": args.preset, "overrides": args.overrides, "estimator": args.estimator, "grid": args.grid,
-        "scales": args.scales,
+        "scales": args.scales, "seeds": args.seeds,
         "dataset": args.data or f"{args.make_from} ({args.protocol})", "images": args.images, "size": args.size,
         "sweep": {k: summary[k] for k in ("sweep_id", "jobs", "finished", "failed", "seconds")},
         "methods": table.to_dict(orient="records"),
