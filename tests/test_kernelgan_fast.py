@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from zssrgan.archs.fkp_arch import gradient_penalty
-from zssrgan.archs.kernelgan_arch import Discriminator
+from zssrgan.archs.kernelgan_arch import Discriminator, composed_kernel_by_delta
 from zssrgan.archs.kernelgan_fused import discriminator_train_forward
 from zssrgan.auto import _sound_kernelgan
 from zssrgan.config import KernelGANConfig, apply_overrides, preset, set_value
@@ -25,6 +25,7 @@ from zssrgan.losses import adversarial_l1
 from zssrgan.train.kernelgan import KernelGANTrainer
 from zssrgan.train.kernelgan_fkp import _VALUE_NAMES as _FKP_VALUES, FKPTrainer
 from zssrgan.train.kernelgan_lockstep import LockstepKernelGAN, train_lockstep
+from zssrgan.train.zssrgan import frozen
 
 CPU = torch.device("cpu")
 # a short run whose schedule changes within the test: the bicubic test passes at once (weights
@@ -133,6 +134,19 @@ def test_production_step_equals_the_module_step_step_by_step():
             for p, ref_p in zip(module.parameters(), ref_module.parameters()):
                 _copy_adam(ref_opt, ref_p, opt, p)
     assert fast.similar_to_bicubic and fast.lambdas["sparse"] == CFG.lambda_sparse_late
+
+
+def test_the_kernel_shared_by_d_and_g_steps_is_always_gs_current_one():
+    trainer = _trainer(_image(0), 0)
+    trainer.g_step(0)
+    with frozen(trainer.G):  # a joint loop's D step composes G's new kernel without a graph
+        trainer.d_step(0)
+    before = [p.detach().clone() for p in trainer.G.parameters()]
+    trainer.g_step(1)
+    assert all(not torch.equal(old, new) for old, new in zip(before, trainer.G.parameters())), "G got no gradient"
+    trainer.d_step(2)
+    trainer.G.load_state_dict(_trainer(_image(1), 1).G.state_dict())  # other weights, in place
+    _close(trainer.generate(trainer.g_input(3)[0])[0], composed_kernel_by_delta(trainer.G), "kernel after loading")
 
 
 def test_lockstep_runs_equal_separate_runs_step_by_step():

@@ -58,8 +58,9 @@ class KernelGANConfig:
     fast_discriminator: bool = True  # D in training mode through archs.kernelgan_fused (same results)
     # crops per step for G and for D (published: 1); more average out the adversarial gradient's noise
     crops_per_step: int = 1
-    # intra-op threads of the training loop on a CPU (0: the process's count). Its operations are
-    # too small to split: a step at 2 threads took longer than at 1 (benchmarks/RESULTS.md)
+    # intra-op threads of one run's training loop on a CPU (0: the process's count). Its operations
+    # are too small to split: a step at 2 threads took longer than at 1 (benchmarks/RESULTS.md).
+    # K runs in lock-step do K runs' work per operation and may use up to K x cpu_threads threads.
     cpu_threads: int = 1
 
 

@@ -10,12 +10,12 @@ on the device until a batch of steps is reported.
 """
 from __future__ import annotations
 
-from typing import Optional
+from typing import Callable, Optional
 
 import numpy as np
 import torch
 
-from ..archs.kernelgan_arch import Discriminator, Generator, composed_kernel, generate
+from ..archs.kernelgan_arch import Discriminator, Generator, compose_weights, composed_kernel, generate
 from ..archs.kernelgan_fused import discriminator_train_forward
 from ..config import Config, ConfigError, KernelGANConfig, preset
 from ..device import at_most_threads, resolve_device
@@ -59,6 +59,31 @@ def _batch(tensors: list[torch.Tensor]) -> torch.Tensor:
     return tensors[0] if len(tensors) == 1 else torch.cat(tensors)
 
 
+class SharedKernel:
+    """G's composed kernel, composed once per G update: a step's D step (which needs no gradient)
+    and the next G step (whose backward consumes the graph) share it. The weights' in-place
+    versions, storage and ``requires_grad`` say when a kept kernel is stale (an optimiser step,
+    a loaded state, G frozen by a joint loop)."""
+
+    def __init__(self, weights: Callable[[], list[torch.Tensor]]) -> None:
+        self.weights = weights
+        self._key: tuple = ()
+        self._kernel: Optional[torch.Tensor] = None
+
+    def __call__(self, consume: bool = False) -> torch.Tensor:
+        """The current kernel, differentiable w.r.t. the weights; ``consume``: forget it (its graph
+        is about to be freed by a backward)."""
+        weights = self.weights()
+        key = tuple((w._version, w.data_ptr(), w.requires_grad) for w in weights)
+        if self._kernel is None or key != self._key:
+            with torch.enable_grad():
+                self._kernel, self._key = compose_weights(weights), key
+        kernel = self._kernel
+        if consume:
+            self._kernel = None
+        return kernel
+
+
 class KernelGANTrainer:
     """One KernelGAN run, step by step: ``step(i)`` = one G step, one D step, one schedule update.
 
@@ -82,6 +107,7 @@ class KernelGANTrainer:
             torch.manual_seed(seed)
             generator, discriminator = Generator(cfg.g_channels), Discriminator(cfg.d_channels, cfg.d_blocks)
         self.G, self.D = generator.to(self.device), discriminator.to(self.device)
+        self.kernel = SharedKernel(lambda: [layer.weight for layer in self.G.layers])
         self._d_tensors_key: Optional[torch.Tensor] = None  # see _d_tensors
         self.g_out = (cfg.input_crop - self.G.kernel_size) // SCALE + 1  # 26: G's output = D's crop
         # a given kernel in G's place (D trained against an estimate that came without one)
@@ -153,12 +179,13 @@ class KernelGANTrainer:
         return x + noise * (2.0 * self.cfg.noise_std)
 
     # --- networks --------------------------------------------------------------------------------
-    def generate(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def generate(self, x: torch.Tensor, consume: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
         """G's kernel and G(x) for a (3, 1, h, w) batch: through the kernel, or layer by layer
-        (``fast_generator=False``, the literal reference)."""
+        (``fast_generator=False``, the literal reference). ``consume``: a backward follows (see
+        :class:`SharedKernel`)."""
         if self.fixed_kernel is not None:
             return self.fixed_kernel, generate(x, self.fixed_kernel)
-        kernel = composed_kernel(self.G)
+        kernel = self.kernel(consume)
         return kernel, generate(x, kernel) if self.cfg.fast_generator else self.G(x)
 
     def discriminate(self, batches: list[torch.Tensor], weight_grads: bool = True) -> list[torch.Tensor]:
@@ -189,7 +216,7 @@ class KernelGANTrainer:
         """One generator update: fool D, stay close to bicubic early, keep the kernel well-formed.
         Returns detached 0-d tensors (no host transfer)."""
         crop, target = self.g_input(i)
-        kernel, fake = self.generate(crop)
+        kernel, fake = self.generate(crop, consume=True)
         loss_adv = adversarial_l1(self.discriminate([self.to_discriminator(fake)], weight_grads=False)[0], real=True)
         terms = {"bicubic": bicubic_loss(fake, target), "sum2one": sum_to_one_loss(kernel),
                  "boundaries": boundaries_loss(kernel, self.mask), "centralized": centralized_loss(kernel, SCALE),

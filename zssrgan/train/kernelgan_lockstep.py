@@ -21,7 +21,6 @@ import torch
 import torch.nn.functional as F
 from torch.func import stack_module_state
 
-from ..archs.kernelgan_arch import compose_weights
 from ..archs.kernelgan_fused import discriminator_train_forward
 from ..config import Config, ConfigError, preset
 from ..device import at_most_threads, keep_freed_memory, resolve_device
@@ -30,7 +29,7 @@ from ..losses import (adversarial_l1, bicubic_loss, boundaries_loss, centralized
                       sum_to_one_loss)
 from ..progress import Callback, Timings
 from ..results import KernelEstimate
-from .kernelgan import _LOSS_NAMES, REPORT_EVERY, SCALE, KernelGANTrainer
+from .kernelgan import _LOSS_NAMES, REPORT_EVERY, SCALE, KernelGANTrainer, SharedKernel
 from .lean_adam import LeanAdam
 
 _TERMS = ("bicubic", "sum2one", "boundaries", "centralized", "sparse")
@@ -59,6 +58,7 @@ class LockstepKernelGAN:
         g_params, _ = stack_module_state([t.G for t in trainers])
         d_params, d_buffers = stack_module_state([t.D for t in trainers])
         self.g_weights = [g_params[f"layers.{n}.weight"] for n in range(len(trainers[0].G.layers))]
+        self.kernels = SharedKernel(lambda: self.g_weights)
         self.d_state = {**d_params, **d_buffers}
         # the convolution biases before a BatchNorm get no gradient (see archs.kernelgan_fused)
         self.d_params = list(d_params.values())
@@ -93,7 +93,7 @@ class LockstepKernelGAN:
         """Every run's generator update (``KernelGANTrainer.g_step``); its losses (K, 7)."""
         inputs = [t.g_input(i) for t in self.trainers]
         crops, targets = torch.stack([c for c, _ in inputs]), torch.stack([t for _, t in inputs])
-        kernels = compose_weights(self.g_weights)
+        kernels = self.kernels(consume=True)
         fakes = self._generate(crops, kernels)
         maps = discriminator_train_forward(self.trainers[0].D, self._to_discriminator(fakes), 1, self.d_state,
                                            weight_grads=False)
@@ -119,7 +119,7 @@ class LockstepKernelGAN:
         """Every run's discriminator update (``KernelGANTrainer.d_step``); its losses (K, 3)."""
         with torch.no_grad():
             crops = torch.stack([t.g_input(i)[0] for t in self.trainers])
-            fakes = self._to_discriminator(self._generate(crops, compose_weights(self.g_weights)))
+            fakes = self._to_discriminator(self._generate(crops, self.kernels()))
         batches = [torch.cat([t.real_crop(i), t._noisy(fake)]) for t, fake in zip(self.trainers, fakes)]
         maps = discriminator_train_forward(self.trainers[0].D, torch.stack(batches), 2, self.d_state)
         per_run = (1, 2, 3, 4)
@@ -140,8 +140,9 @@ class LockstepKernelGAN:
                 group["lr"] = theirs.param_groups[0]["lr"]
 
     def step(self, i: int) -> torch.Tensor:
-        """Every run's G step, D step and schedule update; the losses (K, 10) in ``_LOSS_NAMES`` order."""
-        with at_most_threads(self.cfg.cpu_threads, self.mask.device):
+        """Every run's G step, D step and schedule update; the losses (K, 10) in ``_LOSS_NAMES`` order.
+        The thread cap is per run: K runs' operations are K times larger and split well."""
+        with at_most_threads(self.cfg.cpu_threads * len(self.trainers), self.mask.device):
             losses = torch.cat([self.g_step(i), self.d_step(i)], 1)
             self.update_schedule(i)
         return losses
