@@ -31,6 +31,7 @@ import argparse
 import json
 import subprocess
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -161,6 +162,23 @@ def compiled_production(image: np.ndarray, cfg, device: torch.device = CPU) -> K
     return trainer
 
 
+class PythonThreadPair:
+    """Two independent production runs stepped at once on two Python threads (one intra-op thread
+    each): what a second core gives one process whose steps are small operations (the GIL
+    serialises their Python side). The runner instead gives each job its own process and core."""
+
+    def __init__(self, trainers: list[KernelGANTrainer]) -> None:
+        self.trainers = trainers
+        self.pool = ThreadPoolExecutor(len(trainers), initializer=torch.set_num_threads, initargs=(1,))
+
+    def step(self, i: int) -> None:
+        for future in [self.pool.submit(trainer._step_tensors, i) for trainer in self.trainers]:
+            future.result()
+
+
+PAIR = "2 runs on 2 Python threads"
+
+
 def kernelgan_steppers(image: np.ndarray, compiled: bool) -> tuple[dict[str, Callable[[int], object]], dict[str, int]]:
     """The steps to compare and how many run-iterations one call of each makes. (The layer-by-layer
     G of :func:`step_functions` is left out: it costs as much as the literal step.)"""
@@ -173,6 +191,10 @@ def kernelgan_steppers(image: np.ndarray, compiled: bool) -> tuple[dict[str, Cal
     if compiled:
         steppers["production, torch.compile D"] = compiled_production(image, cfg).step
     runs = dict.fromkeys(steppers, 1)
+    if torch.get_num_threads() >= 2:
+        steppers[PAIR] = PythonThreadPair([KernelGANTrainer(image, cfg.kernelgan, device=CPU,
+                                                            rng=np.random.default_rng(seed)) for seed in (0, 1)]).step
+        runs[PAIR] = 2
     for k in LOCKSTEP_RUNS:
         trainers = [KernelGANTrainer(image, cfg.kernelgan, device=CPU, rng=np.random.default_rng(seed))
                     for seed in range(k)]
@@ -216,6 +238,8 @@ def measure_kernelgan(image: np.ndarray, threads: int, args: argparse.Namespace)
             counters[name] += 1
         compile_s[name] = time.perf_counter() - start
     flops = {name: step_flops(step, counters[name]) / runs[name] for name, step in steppers.items()}
+    if PAIR in flops:  # the counter sees only this thread's operations; the pair's are production steps
+        flops[PAIR] = flops["production"]
     counters = {name: c + 1 for name, c in counters.items()}
     repeats = [time_blocks(steppers, args.blocks, args.block_steps, counters) for _ in range(args.repeats)]
     per_run = [{name: {k: v / runs[name] for k, v in t.items()} for name, t in rep.items()} for rep in repeats]
