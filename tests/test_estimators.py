@@ -21,7 +21,7 @@ CLASSIC = Path(__file__).resolve().parents[1] / "benchmarks" / "data" / "classic
 
 def _degraded(name: str, sigma: float, size: int = 160) -> np.ndarray:
     hr = load_image(CLASSIC / f"{name}.png")
-    top, left = (hr.shape[0] - size) // 2, (hr.shape[1] - size) // 2
+    top, left = max(0, (hr.shape[0] - size) // 2), max(0, (hr.shape[1] - size) // 2)  # all of a smaller side
     kernel = kernel_shift(isotropic_gaussian(13, sigma), 2)
     return np.clip(imresize(hr[top:top + size, left:left + size], scale=0.5, kernel=kernel), 0, 1).astype(np.float32)
 
@@ -88,10 +88,11 @@ def test_the_family_starts_at_the_cubic_kernel_and_widens_with_t():
     assert [shrink(t, 0.5, 1.4) for t in (0.3, 0.5, 0.95, 1.4, 2.0)] == pytest.approx([0, 0, 0.7, 1.4, 2.0])
 
 
-def test_auto_reads_sharp_images_as_the_cubic_kernel_and_follows_the_blur():
-    """The cue alone (use_gan=false: closed form). Sharp bicubic-downscaled images get (nearly) the
-    cubic kernel on most images; a wider blur always reads wider."""
-    cfg = apply_overrides(preset("quick"), ["estimator=auto", "auto.use_gan=false"])
+@pytest.mark.parametrize("source", ["model", "cue"])
+def test_auto_reads_sharp_images_as_the_cubic_kernel_and_follows_the_blur(source):
+    """Either width source alone (use_gan=false: closed form). Sharp bicubic-downscaled images get
+    (nearly) the cubic kernel on most images; a wider blur always reads wider."""
+    cfg = apply_overrides(preset("quick"), ["estimator=auto", "auto.use_gan=false", f"auto.width_from={source}"])
     sharp, narrow, wide = [], [], []
     for name in ("woman", "coastguard", "foreman", "head"):
         hr = load_image(CLASSIC / f"{name}.png")[:400, :400]

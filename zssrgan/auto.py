@@ -1,21 +1,24 @@
 """``auto``: the kernel estimator this project recommends (our own, not a published method).
 
 Two facts measured on small images drive it (benchmarks/RESULTS.md). KernelGAN's estimates sit at
-1.3-1.6 px wide whatever the true kernel, while the cross-scale spectral cue
-(:mod:`zssrgan.cross_scale`) follows the blur's width; and ZSSR loses far more to a kernel too wide
-than to one slightly too narrow. So ``auto`` takes the width from the image's cross-scale cue and
-only the orientation from a GAN:
+1.3-1.6 px wide whatever the true kernel, while ZSSR loses far more to a kernel too wide than to
+one slightly too narrow. So ``auto`` takes the width from a closed-form reading of the LR image
+and only the orientation from a GAN:
 
 - **Width.** Every LR image made by standard downscaling carries at least MATLAB's antialiasing
   cubic kernel, so the candidates form one family: that cubic kernel, correlated with an extra
-  Gaussian blur of width ``t`` (``t = 0``: the cubic kernel itself). ``t`` is the one whose x2
-  downscale of the image keeps the image's high-band/mid-band energy ratio (the cue, searched
-  over this family instead of plain Gaussians). A sharp, bicubic-downscaled image reads ``t``
-  near 0; a blurred one, its blur. The cue also reads a sharp image's own softness as 0.4-0.8 px
-  of extra blur, and ZSSR pays dearly for it (3 dB on a bicubic-downscaled bird at t = 0.68, 0.2
-  dB at t = 0.38), so readings below ``auto.shrink_below`` are shrunk: to 0 up to
-  ``auto.zero_below``, then linearly back to themselves (:func:`shrink`). The two values were set
-  on the classic images (benchmarks/RESULTS.md), not on any test set.
+  Gaussian blur of width ``t`` (``t = 0``: the cubic kernel itself). By default
+  (``auto.width_from=model``) ``t`` is the one whose family kernel has the width that the
+  spectral width model (:mod:`zssrgan.width_model`) reads from the image's power spectrum; with
+  ``width_from=cue``, the one whose x2 downscale of the image keeps the image's high-band/mid-band
+  energy ratio (the cross-scale cue, searched over this family). Either reading of a sharp,
+  bicubic-downscaled image sits near ``t = 0`` but not always at it, and ZSSR pays dearly for the
+  difference (3 dB on a bicubic-downscaled bird at t = 0.68, 0.2 dB at t = 0.38), so small
+  readings are shrunk (:func:`shrink`): to 0 up to ``auto.model_zero_below`` (the cue's:
+  ``auto.zero_below``), then linearly back to themselves at ``auto.model_shrink_below``
+  (``auto.shrink_below``). The values were set on the classic images (benchmarks/RESULTS.md).
+  The cue confuses an image's own softness with blur; the model, which reads the spectrum's
+  whole shape, far less so.
 - **Orientation (optional, ``auto.use_gan=true``).** A KernelGAN run on the image (restarted
   with another seed when it collapses, ``auto.restarts`` times, or all restarts at once in
   lock-step with ``auto.restarts_lockstep``) gives the blur's principal axes;
@@ -30,21 +33,24 @@ The criterion uses the LR image alone, never a ground truth.
 from __future__ import annotations
 
 import time
+from functools import lru_cache
 from typing import Optional
 
 import numpy as np
 from scipy import signal
 
-from .config import Config, set_value
+from .config import Config, ConfigError, set_value
 from .cross_scale import matching_parameter
 from .kernels import anisotropic_gaussian, kernel_width, matlab_bicubic_kernel, with_x4
 from .progress import Callback
 from .results import KernelEstimate
 from .train.kernelgan import estimate_kernel
 from .train.kernelgan_lockstep import train_lockstep
+from .width_model import cached_width_model
 
 EXTRA_BLUR = np.linspace(0.0, 2.4, 49)  # the search grid of the extra Gaussian's width t
 EXTRA_SIZE = 17  # taps of the extra Gaussian: +-3 sigma at the grid's widest
+WIDTH_SOURCES = ("model", "cue")
 
 
 def principal_axes(kernel: np.ndarray) -> tuple[float, float, float]:
@@ -70,6 +76,30 @@ def family_kernel(t: float, aspect: float = 1.0, theta: float = 0.0) -> np.ndarr
     major, minor = t * np.sqrt(2 * aspect**2 / (1 + aspect**2)), t * np.sqrt(2 / (1 + aspect**2))
     extra = anisotropic_gaussian(EXTRA_SIZE, major**2, minor**2, theta)
     return signal.convolve2d(cubic, extra, mode="full")
+
+
+@lru_cache(maxsize=1)
+def _family_widths() -> np.ndarray:
+    return np.array([kernel_width(family_kernel(t)) for t in EXTRA_BLUR])
+
+
+def extra_blur_for_width(width: float) -> float:
+    """The ``t`` whose (isotropic) family kernel is ``width`` wide, clamped to the grid's ends
+    (widths grow with ``t``)."""
+    return float(np.interp(width, _family_widths(), EXTRA_BLUR))
+
+
+def read_extra_blur(lr: np.ndarray, cfg: Config) -> tuple[float, dict[str, float]]:
+    """The shrunk extra blur ``t`` that ``cfg.auto.width_from`` reads from ``lr``, and what was read."""
+    auto = cfg.auto
+    if auto.width_from == "model":
+        width = cached_width_model(auto.width_model).predict(lr)
+        raw = extra_blur_for_width(width)
+        return shrink(raw, auto.model_zero_below, auto.model_shrink_below), {"model_width": width, "raw_extra_blur": raw}
+    if auto.width_from == "cue":
+        raw, ratio = matching_parameter(lr, family_kernel, EXTRA_BLUR)
+        return shrink(raw, auto.zero_below, auto.shrink_below), {"cue": raw, "raw_extra_blur": raw, "band_ratio": ratio}
+    raise ConfigError(f"auto.width_from: unknown source {auto.width_from!r}; choose one of: {', '.join(WIDTH_SOURCES)}")
 
 
 def shrink(t: float, zero_below: float, shrink_below: float) -> float:
@@ -100,9 +130,8 @@ def _sound_kernelgan(lr: np.ndarray, cfg: Config, callback: Optional[Callback]
 def auto_estimate(lr: np.ndarray, scale: int, cfg: Config, callback: Optional[Callback] = None) -> KernelEstimate:
     """The ``auto`` estimate of ``lr``'s kernel (see the module's docstring)."""
     start = time.perf_counter()
-    cue, ratio = matching_parameter(lr, family_kernel, EXTRA_BLUR)
-    t = shrink(cue, cfg.auto.zero_below, cfg.auto.shrink_below)
-    cue_seconds = time.perf_counter() - start
+    t, reading = read_extra_blur(lr, cfg)
+    read_seconds = time.perf_counter() - start
     gan, runs = _sound_kernelgan(lr, cfg, callback) if cfg.auto.use_gan else (None, 0)
     aspect, theta = 1.0, 0.0
     if gan is not None:
@@ -110,12 +139,13 @@ def auto_estimate(lr: np.ndarray, scale: int, cfg: Config, callback: Optional[Ca
         if major / minor >= cfg.auto.anisotropy_min:
             aspect, theta = major / minor, angle
     k2 = family_kernel(t, aspect, theta)
-    diagnostics = {"raw_sum": float(k2.sum()), "width": kernel_width(k2), "extra_blur": t, "cue": cue, "band_ratio": ratio,
+    raw = reading["raw_extra_blur"]
+    diagnostics = {"raw_sum": float(k2.sum()), "width": kernel_width(k2), "extra_blur": t, **reading,
                    "aspect": aspect, "theta": theta, "gan_runs": float(runs),
-                   "gan_sound": float(gan is not None), "clamped": float(cue <= EXTRA_BLUR[0] or cue >= EXTRA_BLUR[-1])}
+                   "gan_sound": float(gan is not None), "clamped": float(raw <= EXTRA_BLUR[0] or raw >= EXTRA_BLUR[-1])}
     if gan is not None:
         diagnostics["gan_width"] = gan.diagnostics["width"]
-    timings = {"cross_scale": cue_seconds, "auto": time.perf_counter() - start,
+    timings = {f"width_{cfg.auto.width_from}": read_seconds, "auto": time.perf_counter() - start,
                **({"kernelgan": gan.timings.get("kernelgan", 0.0)} if gan is not None else {})}
     return KernelEstimate(with_x4(k2), "auto", raw_kernel=k2, discriminator=gan.discriminator if gan else None,
                           diagnostics=diagnostics, history=gan.history if gan else {}, timings=timings)

@@ -150,10 +150,22 @@ class ZSSRGANConfig:
 
 @dataclass
 class AutoConfig:
-    """The ``auto`` estimator (zssrgan/auto.py): width from the cross-scale cue, axes from KernelGAN."""
+    """The ``auto`` estimator (zssrgan/auto.py): width from the spectral width model (or the
+    cross-scale cue), axes from KernelGAN."""
 
+    # "model": the spectral width model (zssrgan.width_model); "cue": the cross-scale cue
+    width_from: str = "model"
+    width_model: str = ""  # a width model file (zssrgan prior train-width); "": the shipped one
+    # the extra blur t is shrunk below shrink_below: 0 up to zero_below, then linearly back to t at
+    # shrink_below. For the model (model_*): it reads 1-2% of bicubic-downscaled images 0.4+ px
+    # wide, which costs ZSSR dearly; for the cue: it reads a sharp image's own softness as 0.4-0.8
+    # px of blur. Both set on the classic images' training cases (benchmarks/RESULTS.md)
+    model_zero_below: float = 0.9
+    model_shrink_below: float = 1.2
+    zero_below: float = 0.5
+    shrink_below: float = 1.4
     # True: a KernelGAN run (15-20 s) orients a clearly anisotropic blur; off by default, since its
-    # axes were not reliable on small images (benchmarks/RESULTS.md): isotropic, from the cue alone
+    # axes were not reliable on small images (benchmarks/RESULTS.md): isotropic
     use_gan: bool = False
     restarts: int = 2  # KernelGAN runs with the next seeds when one collapses
     # True: all restarts + 1 runs train at once in lock-step (train.kernelgan_lockstep), the first
@@ -161,10 +173,6 @@ class AutoConfig:
     # of 3 costs about twice one run while few runs collapse, so sequential is the default there
     restarts_lockstep: bool = False
     anisotropy_min: float = 1.5  # ratio of principal standard deviations from which the GAN's axes are used
-    # the cue's extra blur t is shrunk below shrink_below: 0 up to zero_below, then linearly back to
-    # t at shrink_below (the cue reads a sharp image's own softness as 0.4-0.8 px of blur)
-    zero_below: float = 0.5
-    shrink_below: float = 1.4
 
 
 @dataclass

@@ -16,8 +16,8 @@ import numpy as np
 
 from .errors import InputError
 from .kernels import isotropic_gaussian, kernel_shift
-from .metrics import rgb2y
 from .resize import imresize
+from .spectrum import power_spectrum
 
 SIGMAS = np.linspace(0.4, 2.5, 43)  # the search range; the ends clamp
 KERNEL_SIZE = 13
@@ -26,10 +26,7 @@ KERNEL_SIZE = 13
 def band_ratio(img: np.ndarray) -> float:
     """Energy of the upper half-band (0.25-0.5 cycles/px) over the band below it (Y channel,
     Hann-windowed)."""
-    y = rgb2y(img)
-    y = (y - y.mean()) * np.outer(np.hanning(y.shape[0]), np.hanning(y.shape[1]))
-    power = np.abs(np.fft.fft2(y)) ** 2
-    radius = np.hypot(*np.meshgrid(np.fft.fftfreq(y.shape[0]), np.fft.fftfreq(y.shape[1]), indexing="ij"))
+    power, radius, _ = power_spectrum(img)
     low = power[(radius > 0.125) & (radius <= 0.25)].sum()
     if low <= 0:
         raise InputError("the image has no mid-band energy (a flat image): the cross-scale cue cannot judge it")

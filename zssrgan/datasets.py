@@ -62,7 +62,7 @@ class ImageItem:
         return None
 
 
-def _images_in(folder: Path) -> list[Path]:
+def images_in(folder: Path) -> list[Path]:
     return sorted((p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES),
                   key=lambda p: _natural_key(p.stem))
 
@@ -101,7 +101,7 @@ def _discover_layout(root: Path, scale: int) -> list[ImageItem]:
         present = sorted(p.name for p in root.glob("lr_x*") if p.is_dir())
         raise DatasetError(f"{root} has no lr_x{scale}/ folder for scale {scale} "
                            f"(found: {', '.join(present) or 'no lr_x* folder'})")
-    lr_paths = _images_in(lr_dir)
+    lr_paths = images_in(lr_dir)
     if not lr_paths:
         raise DatasetError(f"{lr_dir} holds no images ({', '.join(IMAGE_SUFFIXES)})")
     lr_by_id = {p.stem[3:] if p.stem.startswith("im_") else p.stem: p for p in lr_paths}
@@ -173,7 +173,7 @@ def discover(path: str | Path, scale: int) -> list[ImageItem]:
         return [ImageItem(path.stem, path)]
     if _is_layout(path):
         return _discover_layout(path, scale)
-    images = _images_in(path)
+    images = images_in(path)
     if not images:
         nested = [p.name for p in sorted(path.iterdir()) if p.is_dir() and _is_layout(p)]
         hint = f"; did you mean {path / nested[0]}?" if nested else ""
@@ -220,7 +220,7 @@ def make_dataset(src: str | Path, out: str | Path, protocol: str = "div2krk",
         raise DatasetError(f"noise must be a standard deviation in 8-bit levels between 0 and 255, got {noise}")
     if not src.is_dir():
         raise DatasetError(f"source {src} is not a folder of images")
-    sources = _images_in(src)
+    sources = images_in(src)
     if not sources:
         raise DatasetError(f"{src} holds no images ({', '.join(IMAGE_SUFFIXES)})")
     stems = [p.stem for p in sources]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import struct
 import warnings
+import zipfile
 import zlib
 from pathlib import Path
 from typing import Union
@@ -194,3 +195,13 @@ def save_kernel(path: PathLike, kernel: np.ndarray) -> Path:
     else:
         scipy.io.savemat(path, {MAT_VARIABLE: kernel})
     return path
+
+
+def read_npz(path: PathLike, error: type[Exception], what: str) -> dict[str, np.ndarray]:
+    """The arrays of an ``.npz`` of plain arrays (a pickle is never loaded); anything else raises
+    ``error``, saying the file is not a ``what`` file."""
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            return {name: npz[name] for name in npz.files}
+    except (ValueError, OSError, zipfile.BadZipFile, EOFError) as exc:
+        raise error(f"{path}: not a {what} file (.npz of plain arrays): {exc}") from None

@@ -18,7 +18,6 @@ scale, how it was trained). ``zssrgan/data/priors/fkp_x2.npz`` is the prior the 
 """
 from __future__ import annotations
 
-import zipfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Optional, Union
@@ -29,6 +28,7 @@ import torch
 from ..archs.flow_arch import KernelPrior, prior_shape
 from ..device import cpu_model
 from ..errors import InputError
+from ..io import read_npz
 from ..kernels import centred_gaussians, gaussian_prior_kernels
 from ..progress import Callback, Timings
 
@@ -183,11 +183,7 @@ def load_prior(path: Union[str, Path, None] = None, scale: int = 2) -> KernelPri
         known = ", ".join(str(s) for s in SCALES if shipped_prior_path(s).is_file())
         hint = f" (the package ships priors for x{known}; train one with `zssrgan prior train`)" if known else ""
         raise PriorError(f"no kernel prior at {path}{hint}")
-    try:
-        with np.load(path, allow_pickle=False) as npz:
-            arrays = {name: npz[name] for name in npz.files}
-    except (ValueError, OSError, zipfile.BadZipFile, EOFError) as error:
-        raise PriorError(f"{path}: not a kernel prior file (.npz of plain arrays): {error}") from None
+    arrays = read_npz(path, PriorError, "kernel prior")
     missing_meta = [key for key in _META_INTS if f"meta.{key}" not in arrays]
     if missing_meta:
         raise PriorError(f"{path}: not a kernel prior file: no {', '.join('meta.' + k for k in missing_meta)}")
