@@ -39,14 +39,14 @@ from typing import Optional
 import numpy as np
 from scipy import signal
 
+from .blur_model import cached_blur_model
 from .config import Config, ConfigError, set_value
 from .cross_scale import matching_parameter
-from .kernels import anisotropic_gaussian, kernel_width, matlab_bicubic_kernel, with_x4
+from .kernels import anisotropic_gaussian, kernel_covariance, kernel_width, matlab_bicubic_kernel, with_x4
 from .progress import Callback
 from .results import KernelEstimate
 from .train.kernelgan import estimate_kernel
 from .train.kernelgan_lockstep import train_lockstep
-from .width_model import cached_width_model
 
 EXTRA_BLUR = np.linspace(0.0, 2.4, 49)  # the search grid of the extra Gaussian's width t
 EXTRA_SIZE = 17  # taps of the extra Gaussian: +-3 sigma at the grid's widest
@@ -57,11 +57,7 @@ def principal_axes(kernel: np.ndarray) -> tuple[float, float, float]:
     """(larger, smaller standard deviation, angle in radians) of the kernel's positive part, the
     angle of the larger axis measured as :func:`~zssrgan.kernels.anisotropic_gaussian` does (from
     the column axis)."""
-    k = np.clip(np.asarray(kernel, dtype=np.float64), 0.0, None)
-    k = k / k.sum()
-    rows, cols = np.mgrid[:k.shape[0], :k.shape[1]]
-    dy, dx = rows - (k * rows).sum(), cols - (k * cols).sum()
-    cov = np.array([[(k * dx * dx).sum(), (k * dx * dy).sum()], [(k * dx * dy).sum(), (k * dy * dy).sum()]])
+    cov = kernel_covariance(kernel)
     values, vectors = np.linalg.eigh(cov)
     return float(np.sqrt(values[1])), float(np.sqrt(max(values[0], 1e-12))), float(np.arctan2(vectors[1, 1],
                                                                                                 vectors[0, 1]))
@@ -89,16 +85,25 @@ def extra_blur_for_width(width: float) -> float:
     return float(np.interp(width, _family_widths(), EXTRA_BLUR))
 
 
-def read_extra_blur(lr: np.ndarray, cfg: Config) -> tuple[float, dict[str, float]]:
-    """The shrunk extra blur ``t`` that ``cfg.auto.width_from`` reads from ``lr``, and what was read."""
+def read_blur(lr: np.ndarray, cfg: Config) -> tuple[float, float, float, dict[str, float]]:
+    """The shrunk extra blur ``t``, its aspect and angle, as ``cfg.auto.width_from`` reads them from
+    ``lr``, and what was read. The model's axes apply to a clearly anisotropic blur (aspect at least
+    ``auto.anisotropy_min``) that keeps some extra blur; the cue reads no axes."""
     auto = cfg.auto
     if auto.width_from == "model":
-        width = cached_width_model(auto.width_model).predict(lr)
-        raw = extra_blur_for_width(width)
-        return shrink(raw, auto.model_zero_below, auto.model_shrink_below), {"model_width": width, "raw_extra_blur": raw}
+        reading = cached_blur_model(auto.blur_model).read(lr)
+        raw = extra_blur_for_width(reading.width)
+        t = shrink(raw, auto.model_zero_below, auto.model_shrink_below)
+        aspect, theta = 1.0, 0.0
+        if t > 0 and reading.aspect >= auto.anisotropy_min:  # the cubic kernel is isotropic: all of it is t's
+            anisotropy = min(reading.anisotropy, 0.9 * t * t)
+            aspect, theta = float(np.sqrt((t * t + anisotropy) / (t * t - anisotropy))), reading.angle
+        return t, aspect, theta, {"model_width": reading.width, "model_aspect": reading.aspect,
+                                  "model_angle": reading.angle, "raw_extra_blur": raw}
     if auto.width_from == "cue":
         raw, ratio = matching_parameter(lr, family_kernel, EXTRA_BLUR)
-        return shrink(raw, auto.zero_below, auto.shrink_below), {"cue": raw, "raw_extra_blur": raw, "band_ratio": ratio}
+        return shrink(raw, auto.zero_below, auto.shrink_below), 1.0, 0.0, {"cue": raw, "raw_extra_blur": raw,
+                                                                          "band_ratio": ratio}
     raise ConfigError(f"auto.width_from: unknown source {auto.width_from!r}; choose one of: {', '.join(WIDTH_SOURCES)}")
 
 
@@ -130,11 +135,11 @@ def _sound_kernelgan(lr: np.ndarray, cfg: Config, callback: Optional[Callback]
 def auto_estimate(lr: np.ndarray, scale: int, cfg: Config, callback: Optional[Callback] = None) -> KernelEstimate:
     """The ``auto`` estimate of ``lr``'s kernel (see the module's docstring)."""
     start = time.perf_counter()
-    t, reading = read_extra_blur(lr, cfg)
+    t, aspect, theta, reading = read_blur(lr, cfg)
     read_seconds = time.perf_counter() - start
     gan, runs = _sound_kernelgan(lr, cfg, callback) if cfg.auto.use_gan else (None, 0)
-    aspect, theta = 1.0, 0.0
     if gan is not None:
+        aspect, theta = 1.0, 0.0
         major, minor, angle = principal_axes(gan.kernels[2])
         if major / minor >= cfg.auto.anisotropy_min:
             aspect, theta = major / minor, angle

@@ -150,12 +150,12 @@ class ZSSRGANConfig:
 
 @dataclass
 class AutoConfig:
-    """The ``auto`` estimator (zssrgan/auto.py): width from the spectral width model (or the
-    cross-scale cue), axes from KernelGAN."""
+    """The ``auto`` estimator (zssrgan/auto.py): width and axes from the spectral blur model (or
+    the width from the cross-scale cue), optionally the axes from KernelGAN."""
 
-    # "model": the spectral width model (zssrgan.width_model); "cue": the cross-scale cue
+    # "model": the spectral blur model (zssrgan.blur_model); "cue": the cross-scale cue (isotropic)
     width_from: str = "model"
-    width_model: str = ""  # a width model file (zssrgan prior train-width); "": the shipped one
+    blur_model: str = ""  # a blur model file (zssrgan prior train-blur); "": the shipped one
     # the extra blur t is shrunk below shrink_below: 0 up to zero_below, then linearly back to t at
     # shrink_below. For the model (model_*): it reads 1-2% of bicubic-downscaled images 0.4+ px
     # wide, which costs ZSSR dearly; for the cue: it reads a sharp image's own softness as 0.4-0.8
@@ -164,15 +164,15 @@ class AutoConfig:
     model_shrink_below: float = 1.2
     zero_below: float = 0.5
     shrink_below: float = 1.4
-    # True: a KernelGAN run (15-20 s) orients a clearly anisotropic blur; off by default, since its
-    # axes were not reliable on small images (benchmarks/RESULTS.md): isotropic
+    # True: a KernelGAN run (15-20 s) orients a clearly anisotropic blur instead of the model; off
+    # by default, since its axes were not reliable on small images (benchmarks/RESULTS.md)
     use_gan: bool = False
     restarts: int = 2  # KernelGAN runs with the next seeds when one collapses
     # True: all restarts + 1 runs train at once in lock-step (train.kernelgan_lockstep), the first
     # sound one in seed order is taken: the sequential choice, at one group's time. On a CPU a group
     # of 3 costs about twice one run while few runs collapse, so sequential is the default there
     restarts_lockstep: bool = False
-    anisotropy_min: float = 1.5  # ratio of principal standard deviations from which the GAN's axes are used
+    anisotropy_min: float = 1.5  # ratio of principal standard deviations from which axes are used
 
 
 @dataclass

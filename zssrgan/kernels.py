@@ -109,17 +109,24 @@ def centred_position(size, sf: float):
     return size // 2 + 0.5 * (sf - size % 2)
 
 
-def kernel_width(kernel: np.ndarray) -> float:
-    """RMS of the two axes' standard deviations of the kernel's positive part: sigma for an
-    isotropic Gaussian, whatever the canvas size (how wide a blur an estimate claims)."""
+def kernel_covariance(kernel: np.ndarray) -> np.ndarray:
+    """2x2 covariance of the kernel's positive part about its centre of mass, in (column, row)
+    order (x first, as :func:`anisotropic_gaussian`'s angle); NaN without mass."""
     k = np.clip(np.asarray(kernel, dtype=np.float64), 0.0, None)
     total = k.sum()
     if total <= 0:
-        return float("nan")
+        return np.full((2, 2), np.nan)
     k = k / total
     rows, cols = np.mgrid[:k.shape[0], :k.shape[1]]
-    cy, cx = (k * rows).sum(), (k * cols).sum()
-    return float(np.sqrt((k * ((rows - cy) ** 2 + (cols - cx) ** 2)).sum() / 2))
+    dy, dx = rows - (k * rows).sum(), cols - (k * cols).sum()
+    cross = (k * dx * dy).sum()
+    return np.array([[(k * dx * dx).sum(), cross], [cross, (k * dy * dy).sum()]])
+
+
+def kernel_width(kernel: np.ndarray) -> float:
+    """RMS of the two axes' standard deviations of the kernel's positive part: sigma for an
+    isotropic Gaussian, whatever the canvas size (how wide a blur an estimate claims)."""
+    return float(np.sqrt(np.trace(kernel_covariance(kernel)) / 2))
 
 
 def kernel_shift(kernel: np.ndarray, sf: float) -> np.ndarray:

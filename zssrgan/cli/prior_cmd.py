@@ -1,5 +1,5 @@
 """``zssrgan prior train``: train FKP's kernel prior (a normalizing flow over kernels) and save it;
-``zssrgan prior train-width``: train ``auto``'s spectral width model (zssrgan.width_model)."""
+``zssrgan prior train-blur``: train ``auto``'s spectral blur model (zssrgan.blur_model)."""
 from __future__ import annotations
 
 import argparse
@@ -13,9 +13,9 @@ from ..errors import InputError
 from ..datasets import images_in
 from ..io import load_image
 from ..train.prior import PriorTrainingConfig, save_prior, train_prior, training_info
-from ..width_model import WidthTrainingConfig, save_width_model, train_width_model
+from ..blur_model import BlurTrainingConfig, save_blur_model, train_blur_model
 
-help = "train the kernel prior of kernelgan-fkp (a normalizing flow over blur kernels) or auto's width model"
+help = "train the kernel prior of kernelgan-fkp (a normalizing flow over blur kernels) or auto's blur model"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -32,17 +32,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     train.add_argument("--seed", type=int, default=defaults.seed, help=f"random seed (default {defaults.seed})")
     train.add_argument("--threads", type=int, default=1,
                        help="torch threads (default 1: the flow is tiny, more threads only add overhead)")
-    width_defaults = WidthTrainingConfig()
-    width = actions.add_parser("train-width", help="train auto's spectral width model on synthetic degradations of HR images",
-                               description="Train auto's spectral width model: random crops of the HR images, "
+    blur_defaults = BlurTrainingConfig()
+    blur = actions.add_parser("train-blur", help="train auto's spectral blur model on synthetic degradations of HR images",
+                               description="Train auto's spectral blur model: random crops of the HR images, "
                                            "degraded by MATLAB bicubic and DIV2KRK-protocol kernels (x2), their "
-                                           "spectral features regressed onto the kernels' widths.")
-    width.add_argument("--images", required=True, metavar="DIR", help="folder of HR images (PNG, JPEG, ...)")
-    width.add_argument("--out", required=True, metavar="FILE.npz", help="where to write the model")
-    width.add_argument("--exclude", default="", metavar="A,B", help="image names (file stems) to leave out, to check on")
-    width.add_argument("--crops", type=int, default=width_defaults.crops_per_image,
-                       help=f"random crops per image (default {width_defaults.crops_per_image})")
-    width.add_argument("--seed", type=int, default=width_defaults.seed, help=f"random seed (default {width_defaults.seed})")
+                                           "spectral features regressed onto the kernels' widths and axes.")
+    blur.add_argument("--images", required=True, metavar="DIR", help="folder of HR images (PNG, JPEG, ...)")
+    blur.add_argument("--out", required=True, metavar="FILE.npz", help="where to write the model")
+    blur.add_argument("--exclude", default="", metavar="A,B", help="image names (file stems) to leave out, to check on")
+    blur.add_argument("--crops", type=int, default=blur_defaults.crops_per_image,
+                       help=f"random crops per image (default {blur_defaults.crops_per_image})")
+    blur.add_argument("--seed", type=int, default=blur_defaults.seed, help=f"random seed (default {blur_defaults.seed})")
 
 
 class ProgressBar:
@@ -70,8 +70,8 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.suffix != ".npz":
         raise InputError(f"--out must name an .npz file, got {args.out!r}")
-    if args.action == "train-width":
-        return run_train_width(args, out)
+    if args.action == "train-blur":
+        return run_train_blur(args, out)
     cfg = PriorTrainingConfig(scale=args.scale, epochs=args.epochs, kernels_per_epoch=args.kernels_per_epoch,
                               seed=args.seed)
     set_threads(args.threads)
@@ -83,17 +83,18 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_train_width(args: argparse.Namespace, out: Path) -> int:
+def run_train_blur(args: argparse.Namespace, out: Path) -> int:
     folder, excluded = Path(args.images), set(filter(None, args.exclude.split(",")))
     if not folder.is_dir():
         raise InputError(f"--images: no folder {folder}")
     paths = [p for p in images_in(folder) if p.stem not in excluded]
-    model = train_width_model({p.stem: load_image(p) for p in paths},
-                              WidthTrainingConfig(crops_per_image=args.crops, seed=args.seed))
-    save_width_model(out, model)
+    model = train_blur_model({p.stem: load_image(p) for p in paths},
+                              BlurTrainingConfig(crops_per_image=args.crops, seed=args.seed))
+    save_blur_model(out, model)
     info = model.info
-    print(f"width model -> {out}: {info['cases']} cases from {len(paths)} images in {info['seconds']:.0f} s; "
+    print(f"blur model -> {out}: {info['cases']} cases from {len(paths)} images in {info['seconds']:.0f} s; "
           f"leave-one-image-out: DIV2KRK-protocol width error {info['loo_div2krk_mean_abs_error']:.3f} px "
-          f"(rank correlation {info['loo_div2krk_rank_correlation']:.2f}), bicubic predictions 95th percentile "
+          f"(rank correlation {info['loo_div2krk_rank_correlation']:.2f}), angle error "
+          f"{info['loo_div2krk_median_angle_error']:.0f} deg (median, aspect >= 1.5); bicubic widths 95th percentile "
           f"{info['loo_bicubic_p95']:.2f} px, max {info['loo_bicubic_max']:.2f} (true 0.85)")
     return 0
