@@ -2,14 +2,14 @@
 
 Two facts measured on small images drive it (benchmarks/RESULTS.md). KernelGAN's estimates sit at
 1.3-1.6 px wide whatever the true kernel, while ZSSR loses far more to a kernel too wide than to
-one slightly too narrow. So ``auto`` takes the width from a closed-form reading of the LR image
-and only the orientation from a GAN:
+one slightly too narrow. So ``auto`` reads the kernel from the LR image in closed form, with a
+small learned model, and leans narrow where that reading is unsure:
 
 - **Width.** Every LR image made by standard downscaling carries at least MATLAB's antialiasing
   cubic kernel, so the candidates form one family: that cubic kernel, correlated with an extra
   Gaussian blur of width ``t`` (``t = 0``: the cubic kernel itself). By default
   (``auto.width_from=model``) ``t`` is the one whose family kernel has the width that the
-  spectral width model (:mod:`zssrgan.width_model`) reads from the image's power spectrum; with
+  spectral blur model (:mod:`zssrgan.blur_model`) reads from the image's power spectrum; with
   ``width_from=cue``, the one whose x2 downscale of the image keeps the image's high-band/mid-band
   energy ratio (the cross-scale cue, searched over this family). Either reading of a sharp,
   bicubic-downscaled image sits near ``t = 0`` but not always at it, and ZSSR pays dearly for the
@@ -19,14 +19,17 @@ and only the orientation from a GAN:
   (``auto.shrink_below``). The values were set on the classic images (benchmarks/RESULTS.md).
   The cue confuses an image's own softness with blur; the model, which reads the spectrum's
   whole shape, far less so.
-- **Orientation (optional, ``auto.use_gan=true``).** A KernelGAN run on the image (restarted
+- **Orientation.** The blur model also reads the blur's axes from how the spectrum's fall-off
+  varies with direction; when the reading is clearly anisotropic (ratio of principal standard
+  deviations at least ``auto.anisotropy_min``) and some extra blur is left, the extra blur becomes
+  an anisotropic Gaussian of the same RMS width ``t`` with those axes (the cubic kernel is
+  isotropic, so the whole anisotropy is the extra blur's). The cue reads no axes.
+- **Orientation from a GAN (optional, ``auto.use_gan=true``).** A KernelGAN run on the image (restarted
   with another seed when it collapses, ``auto.restarts`` times, or all restarts at once in
-  lock-step with ``auto.restarts_lockstep``) gives the blur's principal axes;
-  when its kernel is clearly anisotropic (ratio of principal standard deviations at least
-  ``auto.anisotropy_min``), the extra blur becomes an anisotropic Gaussian of the same RMS width
-  ``t`` with the GAN's axes and aspect, and the GAN's discriminator comes with the estimate. It is
-  off by default: on 200-px images KernelGAN's axes were not reliable enough to help (it read
-  isotropic bicubic blur as anisotropic, aspect 1.4-1.9), so the default estimate is isotropic.
+  lock-step with ``auto.restarts_lockstep``) decides the axes instead of the model: its own when
+  its kernel is clearly anisotropic, none otherwise; the GAN's discriminator comes with the
+  estimate. It is off by default: on 200-px images KernelGAN's axes were not
+  reliable enough to help (it read isotropic bicubic blur as anisotropic, aspect 1.4-1.9).
 
 The criterion uses the LR image alone, never a ground truth.
 """
