@@ -42,7 +42,7 @@ from typing import Optional
 import numpy as np
 from scipy import signal
 
-from .blur_model import cached_blur_model
+from .blur_model import aspect_ratio, cached_blur_model
 from .config import Config, ConfigError, set_value
 from .cross_scale import matching_parameter
 from .kernels import anisotropic_gaussian, kernel_covariance, kernel_width, matlab_bicubic_kernel, with_x4
@@ -99,8 +99,7 @@ def read_blur(lr: np.ndarray, cfg: Config) -> tuple[float, float, float, dict[st
         t = shrink(raw, auto.model_zero_below, auto.model_shrink_below)
         aspect, theta = 1.0, 0.0
         if t > 0 and reading.aspect >= auto.anisotropy_min:  # the cubic kernel is isotropic: all of it is t's
-            anisotropy = min(reading.anisotropy, 0.9 * t * t)
-            aspect, theta = float(np.sqrt((t * t + anisotropy) / (t * t - anisotropy))), reading.angle
+            aspect, theta = aspect_ratio(t * t, reading.anisotropy), reading.angle
         return t, aspect, theta, {"model_width": reading.width, "model_aspect": reading.aspect,
                                   "model_angle": reading.angle, "raw_extra_blur": raw}
     if auto.width_from == "cue":

@@ -102,6 +102,13 @@ def anisotropic_part(covariance: np.ndarray) -> np.ndarray:
     return np.array([(covariance[0, 0] - covariance[1, 1]) / 2, covariance[0, 1]])
 
 
+def aspect_ratio(mean_variance: float, anisotropy: float) -> float:
+    """Ratio of the principal standard deviations of a covariance with this mean of its principal
+    variances and half their difference (capped at 0.9 x the mean: a ratio of at most 4.4)."""
+    anisotropy = min(anisotropy, 0.9 * mean_variance)
+    return float(np.sqrt((mean_variance + anisotropy) / (mean_variance - anisotropy)))
+
+
 @dataclass
 class BlurReading:
     """A kernel's RMS width (px at the HR scale), the half-difference of its principal variances
@@ -113,9 +120,7 @@ class BlurReading:
 
     @property
     def aspect(self) -> float:
-        """Ratio of the principal standard deviations (1 when the anisotropy is not below the mean variance)."""
-        mean = self.width ** 2
-        return float(np.sqrt((mean + self.anisotropy) / (mean - self.anisotropy))) if self.anisotropy < mean else 1.0
+        return aspect_ratio(self.width ** 2, self.anisotropy)
 
 
 @dataclass
