@@ -51,14 +51,6 @@ def test_a_cross_scale_estimate_is_a_valid_centred_kernel_pair():
     assert estimate.diagnostics["failed"] == 0 and 0.4 <= estimate.diagnostics["sigma"] <= 2.5
 
 
-def test_the_fixed_baseline_is_the_same_centred_gaussian_for_every_image():
-    cfg = apply_overrides(preset("quick"), ["estimator=fixed-gaussian"])
-    first, second = (run_estimator(_degraded(name, sigma), 2, cfg) for name, sigma in (("baby", 0.8), ("bird", 2.0)))
-    assert np.array_equal(first.kernels[2], second.kernels[2]) and np.array_equal(first.kernels[4], second.kernels[4])
-    assert kernel_width(first.kernels[2]) == pytest.approx(1.7, abs=0.02)
-    assert np.allclose(first.kernels[2], kernel_shift(isotropic_gaussian(13, 1.7), 2))
-
-
 def test_a_collapsed_kernelgan_run_fails_with_its_reason_and_diagnostics():
     """Forced deterministically: with G's learning rate 0, G keeps its initial near-zero kernel."""
     cfg = apply_overrides(preset("quick"), ["kernelgan.iters=30", "kernelgan.n_crop_positions=30",

@@ -85,20 +85,6 @@ def cross_scale_estimate(lr: np.ndarray, scale: int, cfg: Config, callback: Opti
                           timings={"cross_scale": time.perf_counter() - start})
 
 
-# The 13x13 isotropic Gaussian of this sigma minimises the mean kernel error over random kernels of
-# the DIV2KRK protocol: the one fixed guess a blind estimator has to beat.
-FIXED_SIGMA = 1.7
-
-
-def fixed_gaussian_estimate(lr: np.ndarray, scale: int, cfg: Config, callback: Optional[Callback] = None
-                            ) -> KernelEstimate:
-    """The baseline: the same isotropic Gaussian (sigma :data:`FIXED_SIGMA`) for every image."""
-    raw = isotropic_gaussian(KERNEL_SIZE, FIXED_SIGMA)
-    kernels = with_x4(kernel_shift(raw, 2))
-    return KernelEstimate(kernels, "fixed-gaussian", raw_kernel=raw,
-                          diagnostics={"raw_sum": float(raw.sum()), "width": kernel_width(kernels[2])})
-
-
 ESTIMATORS: dict[str, Estimator] = {
     "kernelgan": Estimator(estimate_kernel, "KernelGAN (published): an image-specific GAN's deep linear generator",
                            trainer=kernelgan_trainer, check=kernelgan_failure, reads=("kernelgan.",)),
@@ -108,8 +94,6 @@ ESTIMATORS: dict[str, Estimator] = {
                              "across scales (closed form, no training)"),
     "auto": Estimator(auto_estimate, "recommended (ours): cubic kernel plus the extra blur whose width and axes "
                       "a learned spectral model reads (closed form, no training)", reads=("auto.", "kernelgan.")),
-    "fixed-gaussian": Estimator(fixed_gaussian_estimate, f"baseline: the isotropic Gaussian of sigma {FIXED_SIGMA} "
-                                "for every image, the best single guess for DIV2KRK-protocol kernels"),
 }
 
 
