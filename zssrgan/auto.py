@@ -43,9 +43,10 @@ import numpy as np
 from scipy import signal
 
 from .blur_model import aspect_ratio, cached_blur_model
-from .config import Config, ConfigError, set_value
+from .config import WIDTH_SOURCES, Config, ConfigError, set_value
 from .cross_scale import matching_parameter
-from .kernels import anisotropic_gaussian, kernel_covariance, kernel_width, matlab_bicubic_kernel, with_x4
+from .kernels import (anisotropic_gaussian, covariance_axes, kernel_covariance, kernel_width, matlab_bicubic_kernel,
+                      with_x4)
 from .progress import Callback
 from .results import KernelEstimate
 from .train.kernelgan import estimate_kernel
@@ -53,17 +54,13 @@ from .train.kernelgan_lockstep import train_lockstep
 
 EXTRA_BLUR = np.linspace(0.0, 2.4, 49)  # the search grid of the extra Gaussian's width t
 EXTRA_SIZE = 17  # taps of the extra Gaussian: +-3 sigma at the grid's widest
-WIDTH_SOURCES = ("model", "cue")
 
 
 def principal_axes(kernel: np.ndarray) -> tuple[float, float, float]:
     """(larger, smaller standard deviation, angle in radians) of the kernel's positive part, the
     angle of the larger axis measured as :func:`~zssrgan.kernels.anisotropic_gaussian` does (from
     the column axis)."""
-    cov = kernel_covariance(kernel)
-    values, vectors = np.linalg.eigh(cov)
-    return float(np.sqrt(values[1])), float(np.sqrt(max(values[0], 1e-12))), float(np.arctan2(vectors[1, 1],
-                                                                                                vectors[0, 1]))
+    return covariance_axes(kernel_covariance(kernel))
 
 
 def family_kernel(t: float, aspect: float = 1.0, theta: float = 0.0) -> np.ndarray:
@@ -78,14 +75,17 @@ def family_kernel(t: float, aspect: float = 1.0, theta: float = 0.0) -> np.ndarr
 
 
 @lru_cache(maxsize=1)
-def _family_widths() -> np.ndarray:
-    return np.array([kernel_width(family_kernel(t)) for t in EXTRA_BLUR])
+def _family_widths() -> tuple[np.ndarray, np.ndarray]:
+    """(widths, t) of the grid's family kernels where the width still grows (a small extra blur
+    leaves the cubic kernel's width unchanged at first)."""
+    widths = np.array([kernel_width(family_kernel(t)) for t in EXTRA_BLUR])
+    growing = np.r_[True, widths[1:] > np.maximum.accumulate(widths)[:-1] + 1e-9]
+    return widths[growing], EXTRA_BLUR[growing]
 
 
 def extra_blur_for_width(width: float) -> float:
-    """The ``t`` whose (isotropic) family kernel is ``width`` wide, clamped to the grid's ends
-    (widths grow with ``t``)."""
-    return float(np.interp(width, _family_widths(), EXTRA_BLUR))
+    """The ``t`` whose (isotropic) family kernel is ``width`` wide, clamped to the grid's ends."""
+    return float(np.interp(width, *_family_widths()))
 
 
 def read_blur(lr: np.ndarray, cfg: Config) -> tuple[float, float, float, dict[str, float]]:
@@ -111,6 +111,8 @@ def read_blur(lr: np.ndarray, cfg: Config) -> tuple[float, float, float, dict[st
 
 def shrink(t: float, zero_below: float, shrink_below: float) -> float:
     """0 up to ``zero_below``, ``t`` from ``shrink_below``, linear in between."""
+    if not 0 <= zero_below < shrink_below:
+        raise ConfigError(f"auto's shrink needs 0 <= zero_below < shrink_below, got {zero_below} and {shrink_below}")
     if t >= shrink_below:
         return t
     return max(0.0, shrink_below * (t - zero_below) / (shrink_below - zero_below))

@@ -41,7 +41,8 @@ from scipy import stats
 
 from .errors import InputError
 from .io import read_npz
-from .kernels import kernel_covariance, matlab_bicubic_kernel, sample_div2krk_kernel
+from .kernels import (covariance_axes, covariance_width, kernel_covariance, matlab_bicubic_kernel,
+                      sample_div2krk_kernel)
 from .protocols import centred_for
 from .resize import imresize
 from .spectrum import power_spectrum
@@ -53,7 +54,7 @@ SECTORS = 8  # orientations over [0, pi)
 DIRECTION_BANDS = ((0.15, 0.3), (0.3, 0.5))  # high rings whose fall-off is compared across directions
 DIRECTION_BASE = (0.05, 0.1)  # the low ring they are measured from
 N_FEATURES = len(BAND_EDGES) - 2 + 2 * len(DIRECTION_BANDS)
-MIN_SIDE = 48  # every band and direction sector has coefficients from here on
+MIN_SIDE = 64  # every band and direction sector has coefficients from here on (checked too)
 ASPECT_CHECK = 1.5  # the training check's angle errors are over kernels at least this anisotropic
 
 
@@ -83,9 +84,14 @@ def spectral_features(lr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return np.linalg.lstsq(basis, log_power[mask], rcond=None)[0][1:]
 
     def mean_log(mask: np.ndarray) -> float:
+        if not mask.any():
+            raise InputError(f"image of {lr.shape[0]}x{lr.shape[1]} px: too small for the spectral blur model's "
+                             "frequency bands (`--set auto.width_from=cue` reads smaller ones)")
         return float(np.log(power[mask].mean() + 1e-20))
 
     bands = np.array([mean_log(ring(lo, hi)) for lo, hi in zip(BAND_EDGES[:-1], BAND_EDGES[1:])])
+    if not power[ring(BAND_EDGES[REFERENCE_BAND], BAND_EDGES[REFERENCE_BAND + 1])].any():
+        raise InputError("the image has no low-band energy (a flat image): the spectral blur model cannot judge it")
     width = list(np.delete(bands - bands[REFERENCE_BAND], REFERENCE_BAND))
     sector = np.minimum((angle / np.pi * SECTORS).astype(int), SECTORS - 1)
     base = np.array([mean_log((sector == s) & ring(*DIRECTION_BASE)) for s in range(SECTORS)])
@@ -104,8 +110,11 @@ def anisotropic_part(covariance: np.ndarray) -> np.ndarray:
 
 def aspect_ratio(mean_variance: float, anisotropy: float) -> float:
     """Ratio of the principal standard deviations of a covariance with this mean of its principal
-    variances and half their difference (capped at 0.9 x the mean: a ratio of at most 4.4)."""
-    anisotropy = min(anisotropy, 0.9 * mean_variance)
+    variances and half their difference (capped at 0.9 x the mean: a ratio of at most 4.4; 1
+    without variance)."""
+    if mean_variance <= 0:
+        return 1.0
+    anisotropy = min(abs(anisotropy), 0.9 * mean_variance)
     return float(np.sqrt((mean_variance + anisotropy) / (mean_variance - anisotropy)))
 
 
@@ -138,11 +147,18 @@ class BlurModel:
     def width(self, features: np.ndarray) -> np.ndarray:
         return (features - self.mean) / self.scale @ self.weights + self.bias
 
+    def axes(self, features: np.ndarray) -> tuple[float, float]:
+        """(anisotropy, angle of the major axis) from the axes features of one image."""
+        part = self.gains @ features
+        return float(np.hypot(*part)), float(np.arctan2(part[1], part[0]) / 2)
+
     def read(self, lr: np.ndarray) -> BlurReading:
         """What the model reads of the x2 kernel that made ``lr``."""
         width_features, axes_features = spectral_features(lr)
-        part = self.gains @ axes_features
-        return BlurReading(float(self.width(width_features)), float(np.hypot(*part)), float(np.arctan2(part[1], part[0]) / 2))
+        reading = BlurReading(float(self.width(width_features)), *self.axes(axes_features))
+        if not np.isfinite([reading.width, reading.anisotropy, reading.angle]).all():
+            raise InputError(f"the spectral blur model read no finite kernel from this image ({reading})")
+        return reading
 
 
 @dataclass
@@ -191,7 +207,7 @@ def fit(cases: _Cases, ridge: float, info: Optional[dict] = None) -> BlurModel:
     """The width's ridge regression (the bias not shrunk) and the axes' two gains (least squares
     over both components: the same gain for any orientation)."""
     features = cases.width_features
-    widths = np.sqrt(np.trace(cases.covariances, axis1=1, axis2=2) / 2)
+    widths = covariance_width(cases.covariances)
     mean, scale = features.mean(0), features.std(0) + 1e-9
     z = np.c_[(features - mean) / scale, np.ones(len(features))]
     penalty = ridge * np.diag([1.0] * features.shape[1] + [0.0])
@@ -212,17 +228,16 @@ def train_blur_model(images: Mapping[str, np.ndarray], cfg: BlurTrainingConfig =
         raise InputError("the blur model needs at least 2 training images (it is checked image by image)")
     start = time.perf_counter()
     cases = synthetic_cases(images, cfg)
-    widths = np.sqrt(np.trace(cases.covariances, axis1=1, axis2=2) / 2)
+    widths = covariance_width(cases.covariances)
     read_widths, angle_errors = np.empty(len(widths)), []
     for name in images:
         mask = cases.names == name
         model = fit(cases.subset(~mask), cfg.ridge)
         read_widths[mask] = model.width(cases.width_features[mask])
         for axes, covariance, blurred in zip(cases.axes_features[mask], cases.covariances[mask], cases.blurred[mask]):
-            values, vectors = np.linalg.eigh(covariance)
-            if blurred and np.sqrt(values[1] / values[0]) >= ASPECT_CHECK:
-                part = model.gains @ axes
-                error = np.arctan2(part[1], part[0]) / 2 - np.arctan2(vectors[1, 1], vectors[0, 1])
+            major, minor, angle = covariance_axes(covariance)
+            if blurred and major / minor >= ASPECT_CHECK:
+                error = model.axes(axes)[1] - angle
                 angle_errors.append(abs((np.degrees(error) + 90) % 180 - 90))
     blurred = cases.blurred
     info = {**asdict(cfg), "images": ",".join(images), "cases": int(len(widths)),
@@ -254,10 +269,13 @@ def load_blur_model(path: Union[str, Path, None] = None) -> BlurModel:
     arrays = read_npz(path, BlurModelError, "blur model")
     expected = {"mean": (N_FEATURES,), "scale": (N_FEATURES,), "weights": (N_FEATURES,), "bias": (), "gains": (2,)}
     shapes = {name: arrays[name].shape if name in arrays else None for name in expected}
-    if shapes != expected:
+    if shapes != expected or any(arrays[name].dtype.kind != "f" for name in expected):
         raise BlurModelError(f"{path}: not a blur model of this code's {N_FEATURES} spectral features "
-                             f"(arrays {shapes})")
-    info = json.loads(str(arrays["info"])) if "info" in arrays else {}
+                             f"(arrays {shapes}, float arrays expected)")
+    try:
+        info = json.loads(str(arrays["info"])) if "info" in arrays else {}
+    except json.JSONDecodeError as error:
+        raise BlurModelError(f"{path}: its info entry is not JSON: {error}") from None
     return BlurModel(arrays["mean"], arrays["scale"], arrays["weights"], float(arrays["bias"]), arrays["gains"], info)
 
 

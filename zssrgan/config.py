@@ -59,7 +59,8 @@ class KernelGANConfig:
     # crops per step for G and for D (published: 1); more average out the adversarial gradient's noise
     crops_per_step: int = 1
     # intra-op threads of one run's training loop on a CPU (0: the process's count). Its operations
-    # are too small to split: a step at 2 threads took longer than at 1 (benchmarks/RESULTS.md).
+    # are small: on a quiet 2-core machine a second thread saves a sixth of a step's time for a
+    # quarter more CPU, on a shared one it made the step several times slower (benchmarks/RESULTS.md).
     # K runs in lock-step do K runs' work per operation and may use up to K x cpu_threads threads.
     cpu_threads: int = 1
 
@@ -148,6 +149,9 @@ class ZSSRGANConfig:
     e2e_warmup_iters: int = 0  # KernelGAN-only iterations before the semi end-to-end loop
 
 
+WIDTH_SOURCES = ("model", "cue")  # where auto reads the blur's width (zssrgan/auto.py)
+
+
 @dataclass
 class AutoConfig:
     """The ``auto`` estimator (zssrgan/auto.py): width and axes from the spectral blur model (or
@@ -173,6 +177,11 @@ class AutoConfig:
     # of 3 costs about twice one run while few runs collapse, so sequential is the default there
     restarts_lockstep: bool = False
     anisotropy_min: float = 1.5  # ratio of principal standard deviations from which axes are used
+
+    def __post_init__(self) -> None:
+        if self.width_from not in WIDTH_SOURCES:
+            raise ConfigError(f"auto.width_from: unknown source {self.width_from!r}; choose one of: "
+                              f"{', '.join(WIDTH_SOURCES)}")
 
 
 @dataclass

@@ -63,6 +63,7 @@ class ImageItem:
 
 
 def images_in(folder: Path) -> list[Path]:
+    """The image files directly in ``folder``, in natural order (img2 before img10)."""
     return sorted((p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES),
                   key=lambda p: _natural_key(p.stem))
 

@@ -93,7 +93,7 @@ ESTIMATORS: dict[str, Estimator] = {
     "cross-scale": Estimator(cross_scale_estimate, "isotropic Gaussian that keeps the image's band ratio "
                              "across scales (closed form, no training)"),
     "auto": Estimator(auto_estimate, "recommended (ours): cubic kernel plus the extra blur whose width and axes "
-                      "a learned spectral model reads (closed form, no training)", reads=("auto.", "kernelgan.")),
+                      "a learned spectral model reads (closed form unless auto.use_gan)", reads=("auto.", "kernelgan.")),
 }
 
 

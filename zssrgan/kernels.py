@@ -123,10 +123,23 @@ def kernel_covariance(kernel: np.ndarray) -> np.ndarray:
     return np.array([[(k * dx * dx).sum(), cross], [cross, (k * dy * dy).sum()]])
 
 
+def covariance_width(covariance: np.ndarray) -> np.ndarray:
+    """RMS of the principal standard deviations of (..., 2, 2) covariances."""
+    return np.sqrt(np.trace(covariance, axis1=-2, axis2=-1) / 2)
+
+
+def covariance_axes(covariance: np.ndarray) -> tuple[float, float, float]:
+    """(larger, smaller principal standard deviation, angle of the larger axis in radians from the
+    column axis, as :func:`anisotropic_gaussian` measures it) of a 2x2 covariance."""
+    values, vectors = np.linalg.eigh(covariance)
+    return (float(np.sqrt(values[1])), float(np.sqrt(max(values[0], 1e-12))),
+            float(np.arctan2(vectors[1, 1], vectors[0, 1])))
+
+
 def kernel_width(kernel: np.ndarray) -> float:
     """RMS of the two axes' standard deviations of the kernel's positive part: sigma for an
     isotropic Gaussian, whatever the canvas size (how wide a blur an estimate claims)."""
-    return float(np.sqrt(np.trace(kernel_covariance(kernel)) / 2))
+    return float(covariance_width(kernel_covariance(kernel)))
 
 
 def kernel_shift(kernel: np.ndarray, sf: float) -> np.ndarray:

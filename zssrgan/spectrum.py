@@ -1,4 +1,4 @@
-"""An image's power spectrum as the no-reference blur cues read it (``cross_scale``, ``width_model``)."""
+"""An image's power spectrum as the no-reference blur cues read it (``cross_scale``, ``blur_model``)."""
 from __future__ import annotations
 
 import numpy as np

@@ -13,7 +13,7 @@ from ..errors import InputError
 from ..datasets import images_in
 from ..io import load_image
 from ..train.prior import PriorTrainingConfig, save_prior, train_prior, training_info
-from ..blur_model import BlurTrainingConfig, save_blur_model, train_blur_model
+from ..blur_model import MIN_SIDE, BlurTrainingConfig, save_blur_model, train_blur_model
 
 help = "train the kernel prior of kernelgan-fkp (a normalizing flow over blur kernels) or auto's blur model"
 
@@ -87,12 +87,21 @@ def run_train_blur(args: argparse.Namespace, out: Path) -> int:
     folder, excluded = Path(args.images), set(filter(None, args.exclude.split(",")))
     if not folder.is_dir():
         raise InputError(f"--images: no folder {folder}")
-    paths = [p for p in images_in(folder) if p.stem not in excluded]
-    model = train_blur_model({p.stem: load_image(p) for p in paths},
-                              BlurTrainingConfig(crops_per_image=args.crops, seed=args.seed))
+    stems = [p.stem for p in images_in(folder)]
+    unknown, twice = sorted(excluded - set(stems)), sorted({s for s in stems if stems.count(s) > 1})
+    if unknown:
+        raise InputError(f"--exclude: no image named {', '.join(unknown)} in {folder} (there are: {', '.join(stems)})")
+    if twice:
+        raise InputError(f"{folder}: several images named {', '.join(twice)} (names must be unique)")
+    images = {p.stem: load_image(p) for p in images_in(folder) if p.stem not in excluded}
+    small = [name for name, image in images.items() if min(image.shape[:2]) < 2 * MIN_SIDE]
+    if small:
+        raise InputError(f"HR images need at least {2 * MIN_SIDE}x{2 * MIN_SIDE} px (the model reads their x2 "
+                         f"downscales, of {MIN_SIDE} px or more): {', '.join(small)}")
+    model = train_blur_model(images, BlurTrainingConfig(crops_per_image=args.crops, seed=args.seed))
     save_blur_model(out, model)
     info = model.info
-    print(f"blur model -> {out}: {info['cases']} cases from {len(paths)} images in {info['seconds']:.0f} s; "
+    print(f"blur model -> {out}: {info['cases']} cases from {len(images)} images in {info['seconds']:.0f} s; "
           f"leave-one-image-out: DIV2KRK-protocol width error {info['loo_div2krk_mean_abs_error']:.3f} px "
           f"(rank correlation {info['loo_div2krk_rank_correlation']:.2f}), angle error "
           f"{info['loo_div2krk_median_angle_error']:.0f} deg (median, aspect >= 1.5); bicubic widths 95th percentile "

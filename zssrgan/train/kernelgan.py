@@ -61,9 +61,11 @@ def _batch(tensors: list[torch.Tensor]) -> torch.Tensor:
 
 class SharedKernel:
     """G's composed kernel, composed once per G update: a step's D step (which needs no gradient)
-    and the next G step (whose backward consumes the graph) share it. The weights' in-place
-    versions, storage and ``requires_grad`` say when a kept kernel is stale (an optimiser step,
-    a loaded state, G frozen by a joint loop)."""
+    and the next G step share it. The G step consumes it (its backward frees the graph, and its
+    optimiser step, torch's fused Adam, changes the weights without bumping their in-place
+    versions); in between, the weights' versions, storage and ``requires_grad`` say when a kept
+    kernel is stale (a loaded state, a dtype or device change, G frozen by a joint loop). Code that
+    updates G otherwise must step through ``g_step``."""
 
     def __init__(self, weights: Callable[[], list[torch.Tensor]]) -> None:
         self.weights = weights
