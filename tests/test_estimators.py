@@ -104,6 +104,15 @@ def test_auto_reads_sharp_images_as_the_cubic_kernel_and_follows_the_blur(source
     assert all(w > n + 0.3 for n, w in zip(narrow, wide))
 
 
+def test_a_bare_cubic_reading_hands_on_matlabs_own_x4_cubic_kernel():
+    hr = load_image(CLASSIC / "lenna.png")[:400, :400]
+    estimate = run_estimator(np.clip(imresize(hr, scale=0.25), 0, 1).astype(np.float32), 4,
+                             apply_overrides(preset("quick"), ["estimator=auto"]))
+    assert estimate.diagnostics["extra_blur"] == 0
+    assert np.array_equal(estimate.kernels[2], matlab_bicubic_kernel(2))
+    assert np.array_equal(estimate.kernels[4], matlab_bicubic_kernel(4))
+
+
 def test_an_oriented_family_kernel_has_the_axes_it_was_given():
     """What auto builds from a GAN's axes: the cubic kernel plus an extra blur of that aspect and angle."""
     kernel = family_kernel(2.0, aspect=3.0, theta=np.radians(120))

@@ -17,6 +17,8 @@ small learned model, and leans narrow where that reading is unsure:
   readings are shrunk (:func:`shrink`): to 0 up to ``auto.model_zero_below`` (the cue's:
   ``auto.zero_below``), then linearly back to themselves at ``auto.model_shrink_below``
   (``auto.shrink_below``). The values were set on the classic images (benchmarks/RESULTS.md).
+  At x4 the estimate is the x2 kernel applied twice (KernelGAN's convention), except the bare
+  cubic kernel: MATLAB downscales by 4 with its own x4 cubic kernel, in one step.
   The cue confuses an image's own softness with blur; the model, which reads the spectrum's
   whole shape, far less so.
 - **Orientation.** The blur model also reads the blur's axes from how the spectrum's fall-off
@@ -156,5 +158,8 @@ def auto_estimate(lr: np.ndarray, scale: int, cfg: Config, callback: Optional[Ca
         diagnostics["gan_width"] = gan.diagnostics["width"]
     timings = {f"width_{cfg.auto.width_from}": read_seconds, "auto": time.perf_counter() - start,
                **({"kernelgan": gan.timings.get("kernelgan", 0.0)} if gan is not None else {})}
-    return KernelEstimate(with_x4(k2), "auto", raw_kernel=k2, discriminator=gan.discriminator if gan else None,
+    kernels = with_x4(k2)
+    if t <= 0:  # the bare cubic kernel stands for MATLAB's downscaling, whose x4 kernel is its own, in one step
+        kernels[4] = matlab_bicubic_kernel(4)
+    return KernelEstimate(kernels, "auto", raw_kernel=k2, discriminator=gan.discriminator if gan else None,
                           diagnostics=diagnostics, history=gan.history if gan else {}, timings=timings)
