@@ -158,8 +158,7 @@ def auto_estimate(lr: np.ndarray, scale: int, cfg: Config, callback: Optional[Ca
         diagnostics["gan_width"] = gan.diagnostics["width"]
     timings = {f"width_{cfg.auto.width_from}": read_seconds, "auto": time.perf_counter() - start,
                **({"kernelgan": gan.timings.get("kernelgan", 0.0)} if gan is not None else {})}
-    kernels = with_x4(k2)
-    if t <= 0:  # the bare cubic kernel stands for MATLAB's downscaling, whose x4 kernel is its own, in one step
-        kernels[4] = matlab_bicubic_kernel(4)
+    # the bare cubic kernel stands for MATLAB's downscaling, whose x4 kernel is its own, in one step
+    kernels = {2: k2, 4: matlab_bicubic_kernel(4)} if t <= 0 else with_x4(k2)
     return KernelEstimate(kernels, "auto", raw_kernel=k2, discriminator=gan.discriminator if gan else None,
                           diagnostics=diagnostics, history=gan.history if gan else {}, timings=timings)

@@ -83,23 +83,29 @@ def spectral_features(lr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         basis = np.c_[np.ones(mask.sum()), np.cos(2 * angle[mask]), np.sin(2 * angle[mask])]
         return np.linalg.lstsq(basis, log_power[mask], rcond=None)[0][1:]
 
-    def mean_log(mask: np.ndarray) -> float:
+    def mean_power(mask: np.ndarray) -> float:
         if not mask.any():
             raise InputError(f"image of {lr.shape[0]}x{lr.shape[1]} px: too small for the spectral blur model's "
                              "frequency bands (`--set auto.width_from=cue` reads smaller ones)")
-        return float(np.log(power[mask].mean() + 1e-20))
+        return float(power[mask].mean())
 
-    bands = np.array([mean_log(ring(lo, hi)) for lo, hi in zip(BAND_EDGES[:-1], BAND_EDGES[1:])])
-    if not power[ring(BAND_EDGES[REFERENCE_BAND], BAND_EDGES[REFERENCE_BAND + 1])].any():
+    band_power = np.array([mean_power(ring(lo, hi)) for lo, hi in zip(BAND_EDGES[:-1], BAND_EDGES[1:])])
+    if band_power[REFERENCE_BAND] <= 0:
         raise InputError("the image has no low-band energy (a flat image): the spectral blur model cannot judge it")
+    bands = np.log(band_power + 1e-20)
     width = list(np.delete(bands - bands[REFERENCE_BAND], REFERENCE_BAND))
     sector = np.minimum((angle / np.pi * SECTORS).astype(int), SECTORS - 1)
-    base = np.array([mean_log((sector == s) & ring(*DIRECTION_BASE)) for s in range(SECTORS)])
-    for band in DIRECTION_BANDS:
-        falloff = np.array([mean_log((sector == s) & ring(*band)) for s in range(SECTORS)]) - base
+    base_ring, *high_rings = (ring(*edges) for edges in (DIRECTION_BASE, *DIRECTION_BANDS))
+
+    def sector_log_power(mask: np.ndarray) -> np.ndarray:
+        return np.log(np.array([mean_power((sector == s) & mask) for s in range(SECTORS)]) + 1e-20)
+
+    base = sector_log_power(base_ring)
+    for high in high_rings:
+        falloff = sector_log_power(high) - base
         width += [falloff.max() - falloff.min(), falloff.std()]
-    base_harmonics = harmonics(ring(*DIRECTION_BASE))
-    axes = np.array([harmonics(ring(*band)) - base_harmonics for band in DIRECTION_BANDS])
+    base_harmonics = harmonics(base_ring)
+    axes = np.array([harmonics(high) - base_harmonics for high in high_rings])
     return np.asarray(width), axes
 
 

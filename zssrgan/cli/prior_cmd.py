@@ -87,13 +87,14 @@ def run_train_blur(args: argparse.Namespace, out: Path) -> int:
     folder, excluded = Path(args.images), set(filter(None, args.exclude.split(",")))
     if not folder.is_dir():
         raise InputError(f"--images: no folder {folder}")
-    stems = [p.stem for p in images_in(folder)]
+    found = images_in(folder)
+    stems = [p.stem for p in found]
     unknown, twice = sorted(excluded - set(stems)), sorted({s for s in stems if stems.count(s) > 1})
     if unknown:
         raise InputError(f"--exclude: no image named {', '.join(unknown)} in {folder} (there are: {', '.join(stems)})")
     if twice:
         raise InputError(f"{folder}: several images named {', '.join(twice)} (names must be unique)")
-    images = {p.stem: load_image(p) for p in images_in(folder) if p.stem not in excluded}
+    images = {p.stem: load_image(p) for p in found if p.stem not in excluded}
     small = [name for name, image in images.items() if min(image.shape[:2]) < 2 * MIN_SIDE]
     if small:
         raise InputError(f"HR images need at least {2 * MIN_SIDE}x{2 * MIN_SIDE} px (the model reads their x2 "
