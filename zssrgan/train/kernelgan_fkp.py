@@ -152,7 +152,9 @@ class FKPTrainer:
         real = self.real_crop(i)
         if fake is None:
             mix_real = real
-            if self._fake_of[:2] != (i, self.G.latent._version):  # the latent changes in place only
+            # a latent step ends in G.project, whose in-place ops bump the latent's version (torch's
+            # fused Adam step alone would not): the version says when the kept fake is stale
+            if self._fake_of[:2] != (i, self.G.latent._version):
                 with torch.no_grad():
                     self._fake_of = (i, self.G.latent._version, self.fake(i))
             fake = self._fake_of[2]
