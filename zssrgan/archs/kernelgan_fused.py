@@ -42,7 +42,8 @@ def discriminator_train_forward(disc: Discriminator, x: torch.Tensor, groups: in
     if not disc.bn_names:
         raise ConfigError("the fast discriminator needs at least one BatchNorm block (kernelgan.d_blocks >= 1)")
     state = disc.tensors() if state is None else state
-    with torch.set_grad_enabled(weight_grads and torch.is_grad_enabled()):
+    grad = weight_grads and torch.is_grad_enabled()
+    with torch.set_grad_enabled(grad):
         first, hidden, last = _weights(disc, state)
         sigma_first, sigma_hidden, sigma_last = _spectral_norms(disc, state, (first, hidden, last), groups)
         # block b's matmul output = scale[b] x (the module's pre-BatchNorm activation - a constant)
@@ -52,6 +53,8 @@ def discriminator_train_forward(disc: Discriminator, x: torch.Tensor, groups: in
         beta = torch.stack([state[f"{name}.bias"] for name in disc.bn_names], -2)
         tensors = (hidden[..., 0, :, :] @ first, hidden, gamma, beta, bn_eps * scale.square(), last,
                    sigma_last.reciprocal(), state[f"{disc.conv_names[-1]}.bias"])
+    if not grad:  # a parameter, and a view of one made under no_grad, still require grad: cut them off
+        tensors = tuple(t.detach() for t in tensors)
     lead, batch = x.shape[:-4], x.shape[-4] // groups
     rows, cols = x.shape[-2] - D_RECEPTIVE_FIELD + 1, x.shape[-1] - D_RECEPTIVE_FIELD + 1
     patches = x.unfold(-2, D_RECEPTIVE_FIELD, 1).unfold(-2, D_RECEPTIVE_FIELD, 1)  # (..., N, C, r, c, 7, 7)
@@ -173,7 +176,6 @@ class _Body(torch.autograd.Function):
         inputs, normed, rstds = rest[:blocks + 1], rest[blocks + 1:2 * blocks + 1], rest[2 * blocks + 1:]
         (needs_patches, needs_first, needs_hidden, needs_gamma, needs_beta, needs_eps, needs_last,
          needs_inv_sigma, needs_bias, _) = ctx.needs_input_grad
-        weights_needed = needs_first or needs_hidden or needs_last
         lead = raw.shape[:-2]
         grad_raw = grad_out * (out - out.square())  # through the sigmoid
         grads: dict[str, torch.Tensor] = {}
@@ -201,7 +203,7 @@ class _Body(torch.autograd.Function):
             grad = torch.addcmul(shift * sum_grad, x_hat, shift * sum_grad_x_hat).addcmul_(grad, gain)
             grad = grad.flatten(-3, -2)
             if block:
-                if weights_needed:
+                if needs_hidden:
                     grad_hidden.append(grad.mT @ inputs[block])
                 grad = grad @ hidden[..., block, :, :]
             else:

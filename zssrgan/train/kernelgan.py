@@ -18,7 +18,7 @@ import torch
 from ..archs.kernelgan_arch import Discriminator, Generator, compose_weights, composed_kernel, generate
 from ..archs.kernelgan_fused import discriminator_train_forward
 from ..config import Config, ConfigError, KernelGANConfig, preset
-from ..device import at_most_threads, resolve_device
+from ..device import at_most_threads, keep_freed_memory, resolve_device
 from ..errors import InputError
 from ..kernels import kernel_width, postprocess_kernel, with_x4
 from ..losses import (BICUBIC_X2, adversarial_l1, bicubic_downscale, bicubic_loss, boundaries_loss,
@@ -102,6 +102,8 @@ class KernelGANTrainer:
             if getattr(cfg, name) < 1:
                 raise ConfigError(f"kernelgan.{name} must be at least 1, got {getattr(cfg, name)}")
         self.cfg, self.device = cfg, torch.device(device)
+        if self.device.type == "cpu":
+            keep_freed_memory()  # a step frees and reallocates the same activation blocks
         dtype = torch.get_default_dtype()  # float32; float64 where tests compare paths step by step
         image = prepare_image(image, cfg, real)
         seed = int(rng.integers(2**62))

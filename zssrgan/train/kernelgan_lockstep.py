@@ -23,7 +23,7 @@ from torch.func import stack_module_state
 
 from ..archs.kernelgan_fused import discriminator_train_forward
 from ..config import Config, ConfigError, preset
-from ..device import at_most_threads, keep_freed_memory, resolve_device
+from ..device import at_most_threads, resolve_device
 from ..errors import InputError
 from ..losses import (adversarial_l1, bicubic_loss, boundaries_loss, centralized_loss, sparsity_loss,
                       sum_to_one_loss)
@@ -53,8 +53,6 @@ class LockstepKernelGAN:
         if not trainers[0].D.bn_names:
             raise ConfigError("lock-step runs need kernelgan.d_blocks >= 1")
         self.trainers, self.cfg = list(trainers), cfg
-        if device.type == "cpu":
-            keep_freed_memory()  # K runs' activations are blocks of megabytes, freed every step
         g_params, _ = stack_module_state([t.G for t in trainers])
         d_params, d_buffers = stack_module_state([t.D for t in trainers])
         self.g_weights = [g_params[f"layers.{n}.weight"] for n in range(len(trainers[0].G.layers))]
