@@ -113,6 +113,21 @@ def test_fast_discriminator_equals_successive_calls_of_the_module():
             _close(buffers[name][k].double(), value.double(), f"run {k} {name}")
 
 
+def test_the_discriminator_in_gs_step_computes_no_gradient_for_its_weights():
+    """G's step needs D's gradient w.r.t. its input only: D's weights get none, not even when the
+    backward is not restricted to G's parameters (a view of a parameter made under no_grad still
+    requires grad; the fast forward cuts them off)."""
+    torch.manual_seed(0)
+    module = Discriminator().double()
+    fast = copy.deepcopy(module)
+    fake = torch.rand(1, 3, 26, 26, dtype=torch.double)
+    fake_module, fake_fast = fake.clone().requires_grad_(), fake.clone().requires_grad_()
+    adversarial_l1(module(fake_module), True).backward(inputs=[fake_module])
+    adversarial_l1(discriminator_train_forward(fast, fake_fast, weight_grads=False), True).backward()
+    _close(fake_fast.grad, fake_module.grad, "input gradient")
+    assert all(p.grad is None for p in fast.parameters())
+
+
 def test_production_step_equals_the_module_step_step_by_step():
     image = _image(0)
     fast, reference = _trainer(image, 0), _module_step_trainer(image, 0)
