@@ -21,7 +21,8 @@ from typing import Any, Optional
 
 import yaml
 
-from zssrgan.config import Config, ConfigError, apply_overrides, flatten, parse_assignment, preset, set_value
+from zssrgan.config import (FILE_KEYS, Config, ConfigError, apply_overrides, flatten, parse_assignment, preset,
+                            set_value)
 from zssrgan.datasets import ImageItem, discover
 from zssrgan.errors import InputError
 from zssrgan.estimators import get_estimator
@@ -76,12 +77,36 @@ def sweep_yaml(spec: SweepSpec) -> str:
     document = {}
     for f in fields(spec):
         if f.name == "overrides":
-            document["set"] = dict(parse_assignment(text) for text in spec.overrides)
+            document["set"] = {k: absolute_file(k, v) for k, v in map(parse_assignment, spec.overrides)}
         elif f.name != "progress":
             document[f.name] = getattr(spec, f.name)
     document["data"] = [str(Path(p).expanduser().resolve()) for p in spec.data]
-    document["grid"] = {k: list(v) for k, v in spec.grid.items()}
+    document["grid"] = {k: [absolute_file(k, v) for v in values] for k, values in spec.grid.items()}
     return yaml.safe_dump(document, sort_keys=False)
+
+
+def absolute_file(key: str, value: Any, folder: Optional[Path] = None) -> Any:
+    """A file-valued config key's (``config.FILE_KEYS``) non-empty value as an absolute path,
+    relative to ``folder`` (default: the current folder); any other value as it is."""
+    if key not in FILE_KEYS or not isinstance(value, str) or not value:
+        return value
+    return str(((folder or Path.cwd()) / Path(value).expanduser()).resolve())
+
+
+def _with_files(cfg: Config, hashes: dict[Path, str]) -> tuple[Config, dict[str, str]]:
+    """``cfg`` with its file-valued keys absolute (workers may run in another folder), and the
+    sha256 of each file named: a job's key changes with the file's content, not only its name."""
+    fingerprints = {}
+    for key, value in flatten(cfg).items():
+        if key in FILE_KEYS and value:
+            path = Path(absolute_file(key, value))
+            if not path.is_file():
+                where = "" if Path(value).expanduser().is_absolute() else f" ({value!r} from {Path.cwd()})"
+                raise InputError(f"{key}: no file at {path}{where}")
+            if path not in hashes:
+                hashes[path] = file_hash(path)
+            cfg, fingerprints[key] = set_value(cfg, key, str(path)), hashes[path]
+    return cfg, fingerprints
 
 
 @dataclass(slots=True, eq=False)
@@ -104,6 +129,7 @@ class Job:
     estimate_key: Optional[str] = None
     estimator: str = ""  # the kernel estimator behind the job's kernel ("" for methods that use none)
     discriminator: bool = False  # estimate jobs: a method that reuses it needs a discriminator
+    files: dict[str, str] = field(default_factory=dict)  # file-valued config key -> the file's sha256
 
 
 @dataclass
@@ -166,14 +192,15 @@ def base_config(spec: SweepSpec) -> Config:
     return set_value(cfg, "real", True) if spec.real else cfg
 
 
-def _configs(spec: SweepSpec) -> list[tuple[dict[str, Any], Config]]:
-    """(ablation point with parsed values, config) per grid point; bad keys/values raise ConfigError."""
-    base = base_config(spec)
+def _configs(spec: SweepSpec) -> list[tuple[dict[str, Any], Config, dict[str, str]]]:
+    """(ablation point with parsed values, config, the sha256 of each file the config names) per
+    grid point; bad keys/values raise ConfigError, a file that is not there InputError."""
+    base, hashes = base_config(spec), {}
     out = []
     for point in grid_points(spec.grid):
-        cfg = apply_overrides(base, point)
+        cfg, files = _with_files(apply_overrides(base, point), hashes)
         flat = flatten(cfg)
-        out.append(({k: flat[k] for k in point}, cfg))
+        out.append(({k: flat[k] for k in point}, cfg, files))
     return out
 
 
@@ -181,14 +208,16 @@ def _dataset_name(path: Path) -> str:
     return path.name if path.is_dir() else path.stem
 
 
-def _job_settings(flat_cfg: dict[str, Any], point: dict[str, Any], method: Optional[Method],
+def _job_settings(flat_cfg: dict[str, Any], point: dict[str, Any], files: dict[str, str], method: Optional[Method],
                   discriminator: bool = False) -> tuple[str, dict[str, Any]]:
-    """(digest of what the job reads, the part of the ablation point it reads). An estimate job
-    that must train KernelGAN's discriminator for an estimator without one reads "kernelgan." too."""
+    """(digest of what the job reads, the files' contents included, the part of the ablation point
+    it reads). An estimate job that must train KernelGAN's discriminator for an estimator without
+    one reads "kernelgan." too."""
     settings = read_settings(flat_cfg, method)
     if discriminator and get_estimator(flat_cfg["estimator"]).trainer is None:
         settings.update({k: v for k, v in flat_cfg.items() if k.startswith("kernelgan.")})
-    return config_digest(settings), {k: v for k, v in point.items() if k in settings}
+    digest = config_digest({**settings, **{f"{k}#sha256": h for k, h in files.items() if k in settings}})
+    return digest, {k: v for k, v in point.items() if k in settings}
 
 
 def expand(spec: SweepSpec) -> Sweep:
@@ -203,19 +232,19 @@ def expand(spec: SweepSpec) -> Sweep:
     if any(s not in (2, 4) for s in scales):
         raise InputError(f"scales must be 2 or 4, got {scales}")
     configs = _configs(spec)
-    for _, cfg in configs:
+    for _, cfg, _ in configs:
         get_estimator(cfg.estimator)  # an unknown name fails here, before anything runs
     seeds = list(dict.fromkeys(int(s) for s in spec.seeds))
-    seeded = {(i, seed): set_value(cfg, "seed", seed) for i, (_, cfg) in enumerate(configs) for seed in seeds}
+    seeded = {(i, seed): set_value(cfg, "seed", seed) for i, (_, cfg, _) in enumerate(configs) for seed in seeds}
     discriminator = any(m.estimate == DISCRIMINATOR for m in methods.values())
     plans = {}  # (grid point, seed) -> per method (and ESTIMATE): (settings digest, point it reads), or a reason
     for (i, seed), cfg in seeded.items():
-        flat, point = flatten(cfg), configs[i][0]
-        plan = {name: applicable(name, cfg.estimator) or _job_settings(flat, point, method)
+        flat, (point, _, files) = flatten(cfg), configs[i]
+        plan = {name: applicable(name, cfg.estimator) or _job_settings(flat, point, files, method)
                 for name, method in methods.items()}
         if ESTIMATE in requested or any(m.shares_estimate and not isinstance(plan[n], str)
                                         for n, m in methods.items()):
-            plan[ESTIMATE] = _job_settings(flat, point, None, discriminator)
+            plan[ESTIMATE] = _job_settings(flat, point, files, None, discriminator)
         plans[i, seed] = plan
 
     estimates: dict[str, Job] = {}
@@ -236,7 +265,7 @@ def expand(spec: SweepSpec) -> Sweep:
                         estimate_key = job_key(image_hash, ESTIMATE, scale, seed, digest)
                         estimates.setdefault(estimate_key, Job(
                             estimate_key, "estimate", ESTIMATE, item, scale, seed, cfg, point, _dataset_name(path),
-                            estimator=cfg.estimator, discriminator=discriminator))
+                            estimator=cfg.estimator, discriminator=discriminator, files=configs[i][2]))
                     for name, method in methods.items():
                         gap = item.true_kernel_gap(scale) if method.needs_kernel else None
                         if gap:
@@ -250,7 +279,7 @@ def expand(spec: SweepSpec) -> Sweep:
                         jobs.append(Job(job_key(image_hash, name, scale, seed, digest), "method", name, item,
                                         scale, seed, cfg, point, _dataset_name(path),
                                         estimate_key=estimate_key if method.shares_estimate else None,
-                                        estimator=cfg.estimator if method.estimate else ""))
+                                        estimator=cfg.estimator if method.estimate else "", files=configs[i][2]))
     ordered = _unique(list(estimates.values()) + jobs, skipped)
     sweep_id = hashlib.sha256("\n".join(sorted(j.key for j in ordered)).encode()).hexdigest()[:16]
     for job in ordered:

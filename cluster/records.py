@@ -99,6 +99,7 @@ def job_params(job) -> dict[str, str]:
         "kernel_width": job.item.kernel_width,
         "noise": job.item.noise,
         **{f"cfg.{k}": v for k, v in flatten(job.cfg).items()},
+        **{f"sha256.{k}": v for k, v in job.files.items()},  # the content of each file the config names
         **{f"version.{k}": v for k, v in package_versions().items()},
         "git_commit": git_commit(),
     }

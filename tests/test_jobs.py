@@ -12,6 +12,7 @@ import pytest
 from cluster.jobs import SweepSpec, expand
 from zssrgan.config import ConfigError
 from zssrgan.datasets import DatasetError, make_dataset
+from zssrgan.errors import InputError
 from zssrgan.io import save_image
 from zssrgan.estimators import EstimatorError
 from zssrgan.methods import METHODS, MethodError
@@ -116,6 +117,34 @@ def test_oracle_is_skipped_where_nothing_is_known_and_runs_on_a_bicubic_protocol
     assert [(j.scale, j.item.kernel_width) for j in gaussian8.jobs][:2] == [(2, 0.8), (2, 0.9142857143)]
     assert len(gaussian8.jobs) == 16 and len(gaussian8.skipped) == 16
     assert "a_sig1.80 x4: the gaussian8 x4 kernel is not two x2 steps" in gaussian8.skipped[0]
+
+
+def test_a_file_a_config_key_names_is_sent_as_an_absolute_path_and_keys_the_job_by_its_content(
+        images, tmp_path, monkeypatch):
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "blur.npz").write_bytes(b"model one")
+    monkeypatch.chdir(tmp_path)
+
+    def estimate_jobs(value: str) -> list:
+        spec = SweepSpec([str(images)], ["kernelgan-zssr"], overrides=["estimator=auto", f"auto.blur_model={value}"])
+        return [j for j in expand(spec).jobs if j.kind == "estimate"]
+
+    first = estimate_jobs("models/blur.npz")
+    model = str(tmp_path / "models" / "blur.npz")
+    assert {j.cfg.auto.blur_model for j in first} == {model}  # workers may run in another folder
+    assert all(set(j.files) == {"auto.blur_model"} for j in first)
+    assert [j.key for j in estimate_jobs(model)] == [j.key for j in first]  # the same file, however named
+    (tmp_path / "models" / "blur.npz").write_bytes(b"model two")  # retrained in place: other results
+    changed = estimate_jobs("models/blur.npz")
+    assert not {j.key for j in changed} & {j.key for j in first}
+    assert {j.files["auto.blur_model"] for j in changed}.isdisjoint({j.files["auto.blur_model"] for j in first})
+    # a job that does not read the key keeps its key whatever the file
+    bicubic = [SweepSpec([str(images)], ["bicubic"], overrides=[f"auto.blur_model={value}"])
+               for value in ("", "models/blur.npz")]
+    assert [j.key for j in expand(bicubic[0]).jobs] == [j.key for j in expand(bicubic[1]).jobs]
+    with pytest.raises(InputError, match=r"fkp.prior: no file at .*elsewhere.npz \('elsewhere.npz' from "):
+        expand(SweepSpec([str(images)], ["kernelgan-zssr"], overrides=["estimator=kernelgan-fkp",
+                                                                        "fkp.prior=elsewhere.npz"]))
 
 
 @pytest.mark.parametrize("change, error, words", [

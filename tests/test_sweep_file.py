@@ -12,7 +12,7 @@ import pytest
 import ray
 import yaml
 
-from cluster.jobs import SweepSpec, base_config, expand, sweep_yaml
+from cluster.jobs import SweepSpec, base_config, expand, file_hash, sweep_yaml
 from zssrgan.cli import build_parser, main
 from zssrgan.cli import run_cmd, sweep_file
 from zssrgan.cli.run_cmd import spec_from_args
@@ -113,6 +113,23 @@ def test_the_resolved_sweep_is_a_sweep_file_of_the_same_sweep(folder, every_key)
     assert dataclasses.replace(again, overrides=[]) == dataclasses.replace(spec, overrides=[])
     assert base_config(again) == base_config(spec) and base_config(again).zssr.iters == 8
     assert expand(again).sweep_id == expand(spec).sweep_id
+
+
+def test_files_that_config_keys_name_are_relative_to_the_file_like_its_data(folder, tmp_path_factory, monkeypatch):
+    (folder / "models").mkdir()
+    for name in ("x2.npz", "other.npz"):
+        (folder / "models" / name).write_bytes(name.encode())
+    path = _write(folder, {"data": "images", "methods": "kernelgan-zssr", "estimator": "auto",
+                           "set": {"auto.blur_model": "models/x2.npz"},
+                           "grid": {"fkp.prior": ["models/x2.npz", "models/other.npz"]}})
+    monkeypatch.chdir(tmp_path_factory.mktemp("elsewhere"))
+    spec = _spec("--config", str(path))
+    assert base_config(spec).auto.blur_model == str(folder / "models" / "x2.npz")
+    assert spec.grid["fkp.prior"] == [str(folder / "models" / n) for n in ("x2.npz", "other.npz")]
+    resolved = yaml.safe_load(sweep_yaml(spec))
+    assert resolved["set"]["auto.blur_model"] == str(folder / "models" / "x2.npz")
+    assert expand(spec).jobs[0].files == {"auto.blur_model": file_hash(folder / "models" / "x2.npz"),
+                                          "fkp.prior": file_hash(folder / "models" / "x2.npz")}
 
 
 @pytest.mark.parametrize("document, words", [

@@ -150,6 +150,9 @@ class ZSSRGANConfig:
 
 
 WIDTH_SOURCES = ("model", "cue")  # where auto reads the blur's width (zssrgan/auto.py)
+# keys whose value names a file ("": the file shipped with the package); a sweep resolves them to
+# absolute paths and keys its jobs by the file's content (cluster/jobs.py)
+FILE_KEYS = ("fkp.prior", "auto.blur_model")
 
 
 @dataclass

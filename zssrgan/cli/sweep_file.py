@@ -5,8 +5,9 @@ The keys are the flags' names with underscores (``tracking_uri`` for ``--trackin
 maps dotted config keys to values and ``grid`` maps them to lists of values. The file is checked
 as a whole before anything starts (unknown keys, wrong types, unknown methods, estimators or config
 keys are refused, naming the file, the key and the valid choices; config keys are checked once the
-run's plugins are known, since a plugin's settings are config keys too). Relative ``data`` paths are
-relative to the file's folder, so a sweep file and its data can move together. A key set to null
+run's plugins are known, since a plugin's settings are config keys too). Relative ``data`` paths, and
+relative files named by config keys (``auto.blur_model``, ``fkp.prior``), are relative to the
+file's folder, so a sweep file and its data can move together. A key set to null
 (or left empty) keeps its default, as a flag not given does. Config values are
 turned into the text the command line would give (``--set key=text``), so a file and the
 equivalent flags make the same configuration and the same job keys.
@@ -19,7 +20,7 @@ from typing import Any, Callable
 
 import yaml
 
-from cluster.jobs import ESTIMATE
+from cluster.jobs import ESTIMATE, absolute_file
 
 from ..config import PRESETS, Config, ConfigError, parse_assignment, set_value
 from ..device import DEVICES
@@ -196,6 +197,12 @@ def load(path: str | Path) -> dict[str, Any]:
         settings[field] = settings.get(field, []) + value if field == "overrides" else value
     if "data" in settings:
         settings["data"] = [str(path.parent / Path(p).expanduser()) for p in settings["data"]]
+    folder = path.parent.resolve()  # so are files that config keys name (a model, a prior)
+    if "overrides" in settings:
+        settings["overrides"] = [f"{k}={absolute_file(k, v, folder)}" for k, v in map(parse_assignment,
+                                                                                   settings["overrides"])]
+    if "grid" in settings:
+        settings["grid"] = {k: [absolute_file(k, v, folder) for v in values] for k, values in settings["grid"].items()}
     return settings
 
 
