@@ -8,7 +8,7 @@ from __future__ import annotations
 import time
 from collections import defaultdict
 from contextlib import contextmanager
-from typing import Callable, Iterator, Mapping, Optional, Union
+from typing import Callable, Iterator, Mapping, Optional, Sequence, Union
 
 import torch
 
@@ -27,36 +27,54 @@ class History:
         if self.forward is not None:
             self.forward(phase, step, values)
 
+    def record(self, phase: str, values: "StepValues") -> None:
+        """Every step ``values`` holds (one transfer from the device), oldest first."""
+        for step, row in values.flush():
+            self(phase, step, row)
+
     def as_dict(self) -> dict[str, list[dict[str, float]]]:
         return {phase: list(rows) for phase, rows in self.curves.items()}
 
 
 class StepValues:
-    """Values of the steps not yet reported: floats as given, 0-d device tensors kept on the device
+    """Values of the steps not yet reported: floats as given, device tensors kept on the device
     until :meth:`flush` reads them all in one transfer, so that a training loop can record every
-    step without waiting for the device at every step."""
+    step without waiting for the device at every step. A step's losses may come as one vector
+    (``packed=(names, vector)``): a single tensor to keep instead of one per value."""
 
     def __init__(self) -> None:
-        self.rows: list[tuple[int, dict[str, Union[float, torch.Tensor]]]] = []
+        Row = tuple[int, dict[str, Union[float, torch.Tensor]], list[tuple[tuple[str, ...], torch.Tensor]]]
+        self.rows: list[Row] = []
 
-    def add(self, step: int, values: Mapping[str, Union[float, torch.Tensor]]) -> None:
-        """Record ``values`` for ``step`` (merged into the row of the latest step when it is the same);
-        tensors are detached, so no autograd graph is kept alive until the flush."""
-        values = {k: v.detach() if isinstance(v, torch.Tensor) else v for k, v in values.items()}
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def add(self, step: int, values: Optional[Mapping[str, Union[float, torch.Tensor]]] = None,
+            packed: Optional[tuple[Sequence[str], torch.Tensor]] = None) -> None:
+        """Record ``values`` (0-d tensors or numbers) and ``packed`` names with a 1-d tensor of their
+        values for ``step`` (merged into the row of the latest step when it is the same); tensors
+        are detached, so no autograd graph is kept alive until the flush."""
+        values = {k: v.detach() if isinstance(v, torch.Tensor) else v for k, v in (values or {}).items()}
+        vectors = [] if packed is None else [(tuple(packed[0]), packed[1].detach())]
         if self.rows and self.rows[-1][0] == step:
             self.rows[-1][1].update(values)
+            self.rows[-1][2].extend(vectors)
         else:
-            self.rows.append((step, values))
+            self.rows.append((step, values, vectors))
 
     def flush(self) -> list[tuple[int, dict[str, float]]]:
-        """Every recorded row, oldest first, with all values as floats; empties the record."""
+        """Every recorded row, oldest first, with all values as floats (packed ones first); empties
+        the record."""
         rows, self.rows = self.rows, []
-        places = [(row, name) for _, row in rows for name, value in row.items() if isinstance(value, torch.Tensor)]
-        if places:
-            numbers = torch.stack([row[name].detach().float().reshape(()) for row, name in places]).tolist()
-            for (row, name), number in zip(places, numbers):
-                row[name] = number
-        return [(step, {name: float(value) for name, value in row.items()}) for step, row in rows]
+        tensors = [t for _, values, vectors in rows for t in (*(v for _, v in vectors),
+                                                                *(v for v in values.values() if isinstance(v, torch.Tensor)))]
+        numbers = iter(torch.cat([t.float().reshape(-1) for t in tensors]).tolist() if tensors else [])
+        out = []
+        for step, values, vectors in rows:
+            row = {name: next(numbers) for names, _ in vectors for name in names}
+            row.update({name: next(numbers) if isinstance(v, torch.Tensor) else float(v) for name, v in values.items()})
+            out.append((step, row))
+        return out
 
 
 class Timings:

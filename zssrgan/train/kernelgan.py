@@ -23,7 +23,7 @@ from ..errors import InputError
 from ..kernels import kernel_width, postprocess_kernel, with_x4
 from ..losses import (BICUBIC_X2, adversarial_l1, bicubic_downscale, bicubic_loss, boundaries_loss,
                       boundaries_mask, centralized_loss, sparsity_loss, sum_to_one_loss)
-from ..progress import Callback, History, Timings
+from ..progress import Callback, History, StepValues, Timings
 from ..results import DiscriminatorState, KernelEstimate
 from .crops import sample_crops
 from .lean_adam import LeanAdam
@@ -335,21 +335,14 @@ class KernelGANTrainer:
         """Run ``iters`` (default ``cfg.iters``) steps, recording every step in ``self.history`` and
         forwarding it to ``callback("kernelgan", i, values)``; values reach the host in batches."""
         self.history.forward = callback
-        pending: list[tuple[int, torch.Tensor, dict[str, float]]] = []
-
-        def flush() -> None:
-            if pending:
-                rows = torch.stack([losses for _, losses, _ in pending]).tolist()
-                for (step, _, settings), row in zip(pending, rows):
-                    self.history("kernelgan", step, {**dict(zip(_LOSS_NAMES, row)), **settings})
-                pending.clear()
-
+        values = StepValues()
         with self.timings.phase("kernelgan_train"), at_most_threads(self.cfg.cpu_threads, self.device):
             for i in range(self.cfg.iters if iters is None else iters):
-                pending.append((i, *self._step_tensors(i)))
-                if len(pending) == REPORT_EVERY:
-                    flush()
-            flush()
+                losses, settings = self._step_tensors(i)
+                values.add(i, settings, packed=(_LOSS_NAMES, losses))
+                if len(values) == REPORT_EVERY:
+                    self.history.record("kernelgan", values)
+            self.history.record("kernelgan", values)
 
     def verdict(self, steps: int = 8) -> tuple[float, float]:
         """D's mean output (1 = judged real, 0 = fake) on real crops and on G's output for the
@@ -414,16 +407,13 @@ def train_discriminator(image: np.ndarray, kernel: np.ndarray, cfg: Config,
     estimator that trains no discriminator of its own."""
     trainer = KernelGANTrainer(image, cfg.kernelgan, device=resolve_device(cfg.device),
                                rng=np.random.default_rng(cfg.seed), real=cfg.real, fixed_kernel=kernel)
-    pending = []
+    values, names = StepValues(), ("loss_d", "loss_d_real", "loss_d_fake")
     with at_most_threads(cfg.kernelgan.cpu_threads, trainer.device):
         for i in range(cfg.kernelgan.iters):
-            values = trainer.d_step(i)
+            losses = trainer.d_step(i)
             trainer.update_schedule(i)
-            pending.append((i, torch.stack([values[name] for name in ("loss_d", "loss_d_real", "loss_d_fake")])))
-    if callback is not None and pending:
-        rows = torch.stack([losses for _, losses in pending]).tolist()
-        for (step, _), row in zip(pending, rows):
-            callback("discriminator", step, dict(zip(("loss_d", "loss_d_real", "loss_d_fake"), row)))
+            values.add(i, packed=(names, torch.stack([losses[name] for name in names])))
+    History(callback).record("discriminator", values)
     return trainer.discriminator_state()
 
 

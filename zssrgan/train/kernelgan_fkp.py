@@ -194,17 +194,12 @@ class FKPTrainer:
         forwarding it to ``callback("kernelgan_fkp", i, values)``; values reach the host in batches."""
         self.history.forward = callback
         values = StepValues()
-
-        def report() -> None:
-            for step, row in values.flush():
-                self.history(PHASE, step, row)
-
         with self.timings.phase("kernelgan_fkp_train"), at_most_threads(self.cfg.cpu_threads, self.device):
             for i in range(self.iters if iters is None else iters):
-                values.add(i, dict(zip(_VALUE_NAMES, self._iteration(i))))
-                if len(values.rows) == REPORT_EVERY:
-                    report()
-            report()
+                values.add(i, packed=(_VALUE_NAMES, self._iteration(i)))
+                if len(values) == REPORT_EVERY:
+                    self.history.record(PHASE, values)
+            self.history.record(PHASE, values)
 
     @torch.no_grad()
     def verdict(self, batch_statistics: bool = False) -> tuple[float, float]:

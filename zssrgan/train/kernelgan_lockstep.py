@@ -27,7 +27,7 @@ from ..device import at_most_threads, resolve_device
 from ..errors import InputError
 from ..losses import (adversarial_l1, bicubic_loss, boundaries_loss, centralized_loss, sparsity_loss,
                       sum_to_one_loss)
-from ..progress import Callback, Timings
+from ..progress import Callback, StepValues, Timings
 from ..results import KernelEstimate
 from .kernelgan import _LOSS_NAMES, REPORT_EVERY, SCALE, KernelGANTrainer, SharedKernel
 from .lean_adam import LeanAdam
@@ -149,22 +149,19 @@ class LockstepKernelGAN:
     def train(self, iters: Optional[int] = None) -> None:
         """Run ``iters`` (default ``cfg.iters``) steps, recording every run's steps in its trainer's
         history (and callback), in batches of ``REPORT_EVERY`` steps."""
-        pending: list[tuple[int, torch.Tensor, list[dict[str, float]]]] = []
+        records = [StepValues() for _ in self.trainers]
 
-        def flush() -> None:
-            if pending:
-                rows = torch.stack([losses for _, losses, _ in pending]).tolist()  # (steps, K, 10)
-                for (step, _, settings), per_run in zip(pending, rows):
-                    for trainer, row, setting in zip(self.trainers, per_run, settings):
-                        trainer.history("kernelgan", step, {**dict(zip(_LOSS_NAMES, row)), **setting})
-                pending.clear()
+        def report() -> None:
+            for trainer, values in zip(self.trainers, records):
+                trainer.history.record("kernelgan", values)
 
         for i in range(self.cfg.iters if iters is None else iters):
             settings = [t._settings() for t in self.trainers]
-            pending.append((i, self.step(i), settings))
-            if len(pending) == REPORT_EVERY:
-                flush()
-        flush()
+            for values, setting, losses in zip(records, settings, self.step(i).unbind(0)):
+                values.add(i, setting, packed=(_LOSS_NAMES, losses))
+            if len(records[0]) == REPORT_EVERY:
+                report()
+        report()
 
     def finish(self) -> None:
         """Write each run's trained weights and buffers back into its trainer's G and D."""

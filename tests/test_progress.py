@@ -1,0 +1,30 @@
+"""How training loops report: values recorded on the device come back as floats, step by step."""
+from __future__ import annotations
+
+import torch
+
+from zssrgan.progress import History, StepValues
+
+
+def test_step_values_come_back_as_floats_in_step_order_and_the_record_empties():
+    values = StepValues()
+    loss = torch.tensor(0.5, requires_grad=True) * 2  # a graph: detached when recorded
+    values.add(0, {"lr": 0.1, "loss": loss}, packed=(("a", "b"), torch.tensor([1.0, 2.0])))
+    values.add(0, {"extra": torch.tensor(3.0)})  # the same step: one row
+    values.add(1, packed=(("a", "b"), torch.tensor([4.0, 5.0], dtype=torch.float64)))
+    assert len(values) == 2
+    rows = values.flush()
+    assert rows == [(0, {"a": 1.0, "b": 2.0, "lr": 0.1, "loss": 1.0, "extra": 3.0}), (1, {"a": 4.0, "b": 5.0})]
+    assert all(type(v) is float for _, row in rows for v in row.values())
+    assert len(values) == 0 and values.flush() == []
+
+
+def test_a_history_records_a_batch_of_steps_and_forwards_each():
+    seen = []
+    history = History(lambda phase, step, row: seen.append((phase, step, dict(row))))
+    values = StepValues()
+    for step in range(3):
+        values.add(step, packed=(("loss",), torch.tensor([float(step)])))
+    history.record("kernelgan", values)
+    assert history.as_dict() == {"kernelgan": [{"step": s, "loss": float(s)} for s in range(3)]}
+    assert seen == [("kernelgan", s, {"loss": float(s)}) for s in range(3)] and len(values) == 0
