@@ -143,23 +143,26 @@ class _Body(torch.autograd.Function):
     @staticmethod
     def forward(ctx, patches, first, hidden, gamma, beta, eps, last, inv_sigma, bias, groups):
         lead, blocks = patches.shape[:-2], hidden.shape[-3]
+        # each block's tensors as views made at once, shaped to broadcast over (..., groups, pixels, C)
+        hidden_t, gammas, betas, epss = (hidden.mT.unbind(-3), gamma[..., None, None, :].unbind(-4),
+                                         beta[..., None, None, :].unbind(-4), eps[..., None, None].unbind(-4))
         inputs, normed, rstds, means, variances = [patches], [], [], [], []
         h = patches @ first.mT
         for block in range(blocks):
             if block:
                 inputs.append(h)
-                h = h @ hidden[..., block, :, :].mT
+                h = h @ hidden_t[block]
             h = h.view(*lead, groups, -1, h.shape[-1])
             mean = h.mean(-2, keepdim=True)
             h = h.sub_(mean)
             var = h.square().mean(-2, keepdim=True)
-            rstd = (var + eps[..., block, :, None, None]).rsqrt_()
+            rstd = (var + epss[block]).rsqrt_()
             h = h.mul_(rstd)
             normed.append(h)
             rstds.append(rstd)
             means.append(mean)
             variances.append(var)
-            h = torch.addcmul(beta[..., block, None, None, :], h, gamma[..., block, None, None, :]).relu_()
+            h = torch.addcmul(betas[block], h, gammas[block]).relu_()
             h = h.flatten(-3, -2)
         inputs.append(h)
         raw = (h @ last.mT).view(*lead, groups, -1)
@@ -187,6 +190,7 @@ class _Body(torch.autograd.Function):
         if needs_last:
             grads["last"] = grad_raw.mT @ inputs[-1]
         grad = grad_raw * last  # (..., pixels, C)
+        hiddens, gammas = hidden.unbind(-3), gamma[..., None, None, :].unbind(-4)
         grad_hidden, grad_gamma, grad_beta, grad_eps = [], [], [], []
         for block in reversed(range(blocks)):
             x_hat, rstd = normed[block], rstds[block]
@@ -194,10 +198,13 @@ class _Body(torch.autograd.Function):
             grad = torch.ops.aten.threshold_backward(grad.view_as(x_hat), activation, 0)  # through the ReLU
             sum_grad = grad.sum(-2, keepdim=True)  # (..., groups, 1, C): beta's gradient per call
             sum_grad_x_hat = (grad * x_hat).sum(-2, keepdim=True)  # gamma's gradient per call
-            grad_beta.append(sum_grad.sum((-3, -2)))
-            grad_gamma.append(sum_grad_x_hat.sum((-3, -2)))
-            gain = gamma[..., block, None, None, :] * rstd
-            grad_eps.append((gain * rstd * sum_grad_x_hat).sum((-2, -1)) * -0.5)
+            gain = gammas[block] * rstd
+            if needs_beta:  # D's own tensors: not in a generator step
+                grad_beta.append(sum_grad.sum((-3, -2)))
+            if needs_gamma:
+                grad_gamma.append(sum_grad_x_hat.sum((-3, -2)))
+            if needs_eps:
+                grad_eps.append((gain * rstd * sum_grad_x_hat).sum((-2, -1)) * -0.5)
             # gain * (grad - mean(grad) - x_hat * mean(grad * x_hat)), in two passes
             shift = gain / -x_hat.shape[-2]
             grad = torch.addcmul(shift * sum_grad, x_hat, shift * sum_grad_x_hat).addcmul_(grad, gain)
@@ -205,7 +212,7 @@ class _Body(torch.autograd.Function):
             if block:
                 if needs_hidden:
                     grad_hidden.append(grad.mT @ inputs[block])
-                grad = grad @ hidden[..., block, :, :]
+                grad = grad @ hiddens[block]
             else:
                 if needs_first:
                     grads["first"] = grad.mT @ inputs[0]
