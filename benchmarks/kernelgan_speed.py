@@ -6,7 +6,9 @@ the bicubic target convolved every step, G run again for D's step, a per-paramet
 one host read of the bicubic loss per step. All steps use the same networks, losses and crop
 positions. "previous production" is the production step before D's fused forward, the fused (lean) Adam
 and the thread cap (D through the module, Adam over parameter lists, the process's threads);
-"production, process threads" is today's step without the cap (``kernelgan.cpu_threads=0``).
+"production, process threads" is today's step without the cap (``kernelgan.cpu_threads=0``);
+"production, 8 channels" is the production step with 8 channels in G and D instead of 64: the same
+operations with a small fraction of the arithmetic, the cost of launching them (a launch floor).
 Lock-step rows are per run-iteration (a step of K runs / K); 4 sequential runs of the production
 step deliver the production row's rate. ``--compile`` adds the production step with D's fused
 forward and backward through ``torch.compile`` (its compilation time in the JSON's warm-up).
@@ -186,8 +188,11 @@ def kernelgan_steppers(image: np.ndarray, compiled: bool) -> tuple[dict[str, Cal
     steps = step_functions(image, cfg, CPU)
     uncapped = KernelGANTrainer(image, set_value(cfg, "kernelgan.cpu_threads", 0).kernelgan, device=CPU,
                                 rng=np.random.default_rng(0))
+    narrow = set_value(set_value(cfg, "kernelgan.g_channels", 8), "kernelgan.d_channels", 8)
     steppers = {"literal": steps["literal"], "previous production": previous_production(image, cfg).step,
-                "production": steps["production"], "production, process threads": uncapped.step}
+                "production": steps["production"], "production, process threads": uncapped.step,
+                "production, 8 channels": KernelGANTrainer(image, narrow.kernelgan, device=CPU,
+                                                           rng=np.random.default_rng(0)).step}
     if compiled:
         steppers["production, torch.compile D"] = compiled_production(image, cfg).step
     runs = dict.fromkeys(steppers, 1)
