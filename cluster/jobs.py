@@ -93,20 +93,42 @@ def absolute_file(key: str, value: Any, folder: Optional[Path] = None) -> Any:
     return str(((folder or Path.cwd()) / Path(value).expanduser()).resolve())
 
 
-def _with_files(cfg: Config, hashes: dict[Path, str]) -> tuple[Config, dict[str, str]]:
-    """``cfg`` with its file-valued keys absolute (workers may run in another folder), and the
-    sha256 of each file named: a job's key changes with the file's content, not only its name."""
-    fingerprints = {}
-    for key, value in flatten(cfg).items():
-        if key in FILE_KEYS and value:
-            path = Path(absolute_file(key, value))
+def _absolute_files(cfg: Config) -> Config:
+    """``cfg`` with its file-valued keys absolute: workers may run in another folder."""
+    for key in FILE_KEYS:
+        value = flatten(cfg)[key]
+        if value:
+            cfg = set_value(cfg, key, absolute_file(key, value))
+    return cfg
+
+
+def _file_hashes(cfg: Config, hashes: dict[Path, str]) -> dict[str, str]:
+    """The sha256 of each file ``cfg`` names (absolute paths), by key: a job is keyed by the
+    file's content, as by its image's. A file that is not there is refused before anything runs."""
+    out = {}
+    for key in FILE_KEYS:
+        value = flatten(cfg)[key]
+        if value:
+            path = Path(value)
             if not path.is_file():
-                where = "" if Path(value).expanduser().is_absolute() else f" ({value!r} from {Path.cwd()})"
-                raise InputError(f"{key}: no file at {path}{where}")
+                raise InputError(f"{key}: no file at {path} (a relative path is taken from the current folder, "
+                                 "or from a sweep file's folder)")
             if path not in hashes:
                 hashes[path] = file_hash(path)
-            cfg, fingerprints[key] = set_value(cfg, key, str(path)), hashes[path]
-    return cfg, fingerprints
+            out[key] = hashes[path]
+    return out
+
+
+def check_files(job) -> None:
+    """Refuse a job whose files (``Job.files``) differ on this node from those the sweep hashed:
+    on a cluster the driver and the workers each read the path."""
+    for key, expected in job.files.items():
+        path = Path(flatten(job.cfg)[key])
+        found = file_hash(path) if path.is_file() else None
+        if found != expected:
+            state = f"sha256 {found[:12]}..." if found else "missing"
+            raise InputError(f"{key}: the file at {path} on this node ({state}) is not the one the sweep was "
+                             f"keyed by (sha256 {expected[:12]}...): give every node the same file")
 
 
 @dataclass(slots=True, eq=False)
@@ -129,7 +151,7 @@ class Job:
     estimate_key: Optional[str] = None
     estimator: str = ""  # the kernel estimator behind the job's kernel ("" for methods that use none)
     discriminator: bool = False  # estimate jobs: a method that reuses it needs a discriminator
-    files: dict[str, str] = field(default_factory=dict)  # file-valued config key -> the file's sha256
+    files: dict[str, str] = field(default_factory=dict)  # file-valued config keys it reads -> the file's sha256
 
 
 @dataclass
@@ -188,7 +210,7 @@ def sections(spec: SweepSpec) -> Config:
 
 def base_config(spec: SweepSpec) -> Config:
     """The preset with the sweep's plugins' settings sections and its overrides (not the grid)."""
-    cfg = apply_overrides(sections(spec), spec.overrides)
+    cfg = _absolute_files(apply_overrides(sections(spec), spec.overrides))
     return set_value(cfg, "real", True) if spec.real else cfg
 
 
@@ -198,9 +220,9 @@ def _configs(spec: SweepSpec) -> list[tuple[dict[str, Any], Config, dict[str, st
     base, hashes = base_config(spec), {}
     out = []
     for point in grid_points(spec.grid):
-        cfg, files = _with_files(apply_overrides(base, point), hashes)
+        cfg = _absolute_files(apply_overrides(base, point))
         flat = flatten(cfg)
-        out.append(({k: flat[k] for k in point}, cfg, files))
+        out.append(({k: flat[k] for k in point}, cfg, _file_hashes(cfg, hashes)))
     return out
 
 
@@ -209,15 +231,16 @@ def _dataset_name(path: Path) -> str:
 
 
 def _job_settings(flat_cfg: dict[str, Any], point: dict[str, Any], files: dict[str, str], method: Optional[Method],
-                  discriminator: bool = False) -> tuple[str, dict[str, Any]]:
-    """(digest of what the job reads, the files' contents included, the part of the ablation point
-    it reads). An estimate job that must train KernelGAN's discriminator for an estimator without
-    one reads "kernelgan." too."""
+                  discriminator: bool = False) -> tuple[str, dict[str, Any], dict[str, str]]:
+    """(digest of what the job reads, a file by its content rather than its path; the part of the
+    ablation point it reads; the hashes of the files it reads). An estimate job that must train
+    KernelGAN's discriminator for an estimator without one reads "kernelgan." too."""
     settings = read_settings(flat_cfg, method)
     if discriminator and get_estimator(flat_cfg["estimator"]).trainer is None:
         settings.update({k: v for k, v in flat_cfg.items() if k.startswith("kernelgan.")})
-    digest = config_digest({**settings, **{f"{k}#sha256": h for k, h in files.items() if k in settings}})
-    return digest, {k: v for k, v in point.items() if k in settings}
+    read = {k: h for k, h in files.items() if k in settings}
+    digest = config_digest({**settings, **{k: f"sha256:{h}" for k, h in read.items()}})
+    return digest, {k: v for k, v in point.items() if k in settings}, read
 
 
 def expand(spec: SweepSpec) -> Sweep:
@@ -237,7 +260,7 @@ def expand(spec: SweepSpec) -> Sweep:
     seeds = list(dict.fromkeys(int(s) for s in spec.seeds))
     seeded = {(i, seed): set_value(cfg, "seed", seed) for i, (_, cfg, _) in enumerate(configs) for seed in seeds}
     discriminator = any(m.estimate == DISCRIMINATOR for m in methods.values())
-    plans = {}  # (grid point, seed) -> per method (and ESTIMATE): (settings digest, point it reads), or a reason
+    plans = {}  # (grid point, seed) -> per method (and ESTIMATE): (digest, point it reads, files), or a reason
     for (i, seed), cfg in seeded.items():
         flat, (point, _, files) = flatten(cfg), configs[i]
         plan = {name: applicable(name, cfg.estimator) or _job_settings(flat, point, files, method)
@@ -261,11 +284,11 @@ def expand(spec: SweepSpec) -> Sweep:
                     plan = plans[i, seed]
                     estimate_key = None
                     if ESTIMATE in plan:
-                        digest, point = plan[ESTIMATE]
+                        digest, point, files = plan[ESTIMATE]
                         estimate_key = job_key(image_hash, ESTIMATE, scale, seed, digest)
                         estimates.setdefault(estimate_key, Job(
                             estimate_key, "estimate", ESTIMATE, item, scale, seed, cfg, point, _dataset_name(path),
-                            estimator=cfg.estimator, discriminator=discriminator, files=configs[i][2]))
+                            estimator=cfg.estimator, discriminator=discriminator, files=files))
                     for name, method in methods.items():
                         gap = item.true_kernel_gap(scale) if method.needs_kernel else None
                         if gap:
@@ -275,11 +298,11 @@ def expand(spec: SweepSpec) -> Sweep:
                             skipped.append(f"{name} on {item.name} x{scale} with estimator {cfg.estimator}: "
                                            f"not applicable ({plan[name]})")
                             continue
-                        digest, point = plan[name]
+                        digest, point, files = plan[name]
                         jobs.append(Job(job_key(image_hash, name, scale, seed, digest), "method", name, item,
                                         scale, seed, cfg, point, _dataset_name(path),
                                         estimate_key=estimate_key if method.shares_estimate else None,
-                                        estimator=cfg.estimator if method.estimate else "", files=configs[i][2]))
+                                        estimator=cfg.estimator if method.estimate else "", files=files))
     ordered = _unique(list(estimates.values()) + jobs, skipped)
     sweep_id = hashlib.sha256("\n".join(sorted(j.key for j in ordered)).encode()).hexdigest()[:16]
     for job in ordered:

@@ -22,6 +22,7 @@ from zssrgan.estimators import EstimateFailed
 from zssrgan.evaluate import diagnostic_metrics, evaluate_estimate, evaluate_method
 from zssrgan.results import Evaluation, KernelEstimate
 
+from .jobs import check_files
 from .plugins import load_problems
 
 
@@ -33,6 +34,7 @@ class JobFailure:
 
 
 def run_job(job, estimate: Optional[KernelEstimate] = None) -> Evaluation:
+    check_files(job)
     if job.kind == "estimate":
         return evaluate_estimate(job.item, job.scale, job.cfg, discriminator=job.discriminator)
     return evaluate_method(job.item, job.method, job.scale, job.cfg, estimate)

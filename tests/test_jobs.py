@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cluster.jobs import SweepSpec, expand
+from cluster.jobs import SweepSpec, check_files, expand
 from zssrgan.config import ConfigError
 from zssrgan.datasets import DatasetError, make_dataset
 from zssrgan.errors import InputError
@@ -138,11 +138,20 @@ def test_a_file_a_config_key_names_is_sent_as_an_absolute_path_and_keys_the_job_
     changed = estimate_jobs("models/blur.npz")
     assert not {j.key for j in changed} & {j.key for j in first}
     assert {j.files["auto.blur_model"] for j in changed}.isdisjoint({j.files["auto.blur_model"] for j in first})
-    # a job that does not read the key keeps its key whatever the file
-    bicubic = [SweepSpec([str(images)], ["bicubic"], overrides=[f"auto.blur_model={value}"])
+    (tmp_path / "moved").mkdir()
+    (tmp_path / "models" / "blur.npz").rename(tmp_path / "moved" / "blur.npz")  # the same content elsewhere
+    assert [j.key for j in estimate_jobs("moved/blur.npz")] == [j.key for j in changed]
+    with pytest.raises(InputError, match="the file at .*blur.npz on this node \\(missing\\) is not the one"):
+        check_files(changed[0])  # what a worker checks before it runs the job
+    (tmp_path / "models" / "blur.npz").write_bytes(b"model one")
+    with pytest.raises(InputError, match="the file at .*blur.npz on this node \\(sha256 [0-9a-f]{12}...\\) is not"):
+        check_files(changed[0])
+    check_files(first[0])
+    # a job that does not read the key keeps its key whatever the file, and records none
+    bicubic = [expand(SweepSpec([str(images)], ["bicubic"], overrides=[f"auto.blur_model={value}"])).jobs
                for value in ("", "models/blur.npz")]
-    assert [j.key for j in expand(bicubic[0]).jobs] == [j.key for j in expand(bicubic[1]).jobs]
-    with pytest.raises(InputError, match=r"fkp.prior: no file at .*elsewhere.npz \('elsewhere.npz' from "):
+    assert [j.key for j in bicubic[0]] == [j.key for j in bicubic[1]] and not any(j.files for j in bicubic[1])
+    with pytest.raises(InputError, match=r"fkp.prior: no file at .*elsewhere.npz \(a relative path is taken from"):
         expand(SweepSpec([str(images)], ["kernelgan-zssr"], overrides=["estimator=kernelgan-fkp",
                                                                         "fkp.prior=elsewhere.npz"]))
 

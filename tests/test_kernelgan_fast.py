@@ -213,6 +213,12 @@ def test_train_lockstep_returns_one_estimate_per_run(float64_default):
         assert set(estimate.discriminator.state) == set(Discriminator().state_dict())
     np.testing.assert_allclose(estimates[0].raw_kernel, estimates[1].raw_kernel, rtol=1e-4, atol=1e-7)
     assert not np.allclose(estimates[0].raw_kernel, estimates[2].raw_kernel, rtol=1e-2)
+    losses = [[row["loss_d"] for row in estimate.history["kernelgan"]] for estimate in estimates]
+    np.testing.assert_allclose(losses[0], losses[1], rtol=1e-6)  # each run's history is its own
+    assert not np.allclose(losses[0], losses[2], rtol=1e-3)
+    shared = []
+    train_lockstep(image, cfg, seeds=[0, 5], callbacks=[lambda phase, i, values: shared.append(i)] * 2)
+    assert shared == [i for i in range(6) for _ in range(2)]  # step by step, each step's runs in order
     with pytest.raises(InputError, match="one seed per image: got 2 images and 3 seeds"):
         train_lockstep([image, image], cfg, seeds=[0, 1, 2])
 

@@ -1,6 +1,7 @@
 """How training loops report: values recorded on the device come back as floats, step by step."""
 from __future__ import annotations
 
+import pytest
 import torch
 
 from zssrgan.progress import History, StepValues
@@ -28,3 +29,19 @@ def test_a_history_records_a_batch_of_steps_and_forwards_each():
     history.record("kernelgan", values)
     assert history.as_dict() == {"kernelgan": [{"step": s, "loss": float(s)} for s in range(3)]}
     assert seen == [("kernelgan", s, {"loss": float(s)}) for s in range(3)] and len(values) == 0
+
+
+def test_values_of_the_wrong_size_are_refused_when_recorded_not_misread_at_the_flush():
+    values = StepValues()
+    values.add(0, packed=(("a",), torch.tensor([1.0])))
+    with pytest.raises(ValueError, match="step 1: a, b recorded with 3 values, expected 2"):
+        values.add(1, packed=(("a", "b"), torch.tensor([1.0, 2.0, 3.0])))
+    with pytest.raises(ValueError, match="step 1: loss recorded with 2 values, expected 1"):
+        values.add(1, {"loss": torch.tensor([1.0, 2.0])})
+    assert values.flush() == [(0, {"a": 1.0})]  # what was recorded stays readable
+
+
+def test_double_precision_values_keep_their_precision():
+    values = StepValues()
+    values.add(0, packed=(("x",), torch.tensor([1 / 3], dtype=torch.float64)))
+    assert values.flush()[0][1]["x"] == 1 / 3

@@ -128,8 +128,11 @@ def test_files_that_config_keys_name_are_relative_to_the_file_like_its_data(fold
     assert spec.grid["fkp.prior"] == [str(folder / "models" / n) for n in ("x2.npz", "other.npz")]
     resolved = yaml.safe_load(sweep_yaml(spec))
     assert resolved["set"]["auto.blur_model"] == str(folder / "models" / "x2.npz")
-    assert expand(spec).jobs[0].files == {"auto.blur_model": file_hash(folder / "models" / "x2.npz"),
-                                          "fkp.prior": file_hash(folder / "models" / "x2.npz")}
+    assert base_config(spec).fkp.prior == ""  # the grid's, below
+    estimates = [job for job in expand(spec).jobs if job.kind == "estimate"]  # auto's: fkp.prior not read
+    assert len(estimates) == 2 and all(j.files == {"auto.blur_model": file_hash(folder / "models" / "x2.npz")}
+                                       for j in estimates)
+    assert {j.grid.get("fkp.prior") for j in expand(spec).jobs} == {None}
 
 
 @pytest.mark.parametrize("document, words", [

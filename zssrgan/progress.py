@@ -56,6 +56,11 @@ class StepValues:
         are detached, so no autograd graph is kept alive until the flush."""
         values = {k: v.detach() if isinstance(v, torch.Tensor) else v for k, v in (values or {}).items()}
         vectors = [] if packed is None else [(tuple(packed[0]), packed[1].detach())]
+        sizes = [(name, v.numel(), 1) for name, v in values.items() if isinstance(v, torch.Tensor)]
+        sizes += [(", ".join(names), vector.numel(), len(names)) for names, vector in vectors]
+        for name, size, expected in sizes:  # a flush reads one flat run of numbers: sizes must match
+            if size != expected:
+                raise ValueError(f"step {step}: {name} recorded with {size} values, expected {expected}")
         if self.rows and self.rows[-1][0] == step:
             self.rows[-1][1].update(values)
             self.rows[-1][2].extend(vectors)
@@ -68,7 +73,7 @@ class StepValues:
         rows, self.rows = self.rows, []
         tensors = [t for _, values, vectors in rows for t in (*(v for _, v in vectors),
                                                                 *(v for v in values.values() if isinstance(v, torch.Tensor)))]
-        numbers = iter(torch.cat([t.float().reshape(-1) for t in tensors]).tolist() if tensors else [])
+        numbers = iter(torch.cat([t.double().reshape(-1) for t in tensors]).tolist() if tensors else [])
         out = []
         for step, values, vectors in rows:
             row = {name: next(numbers) for names, _ in vectors for name in names}

@@ -151,9 +151,10 @@ class LockstepKernelGAN:
         history (and callback), in batches of ``REPORT_EVERY`` steps."""
         records = [StepValues() for _ in self.trainers]
 
-        def report() -> None:
-            for trainer, values in zip(self.trainers, records):
-                trainer.history.record("kernelgan", values)
+        def report() -> None:  # step by step, each step's runs in order (as a shared callback expects)
+            for rows in zip(*(values.flush() for values in records)):
+                for trainer, (step, row) in zip(self.trainers, rows):
+                    trainer.history("kernelgan", step, row)
 
         for i in range(self.cfg.iters if iters is None else iters):
             settings = [t._settings() for t in self.trainers]
