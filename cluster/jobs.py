@@ -95,21 +95,20 @@ def absolute_file(key: str, value: Any, folder: Optional[Path] = None) -> Any:
 
 def _absolute_files(cfg: Config) -> Config:
     """``cfg`` with its file-valued keys absolute: workers may run in another folder."""
+    flat = flatten(cfg)
     for key in FILE_KEYS:
-        value = flatten(cfg)[key]
-        if value:
-            cfg = set_value(cfg, key, absolute_file(key, value))
+        if flat[key]:
+            cfg = set_value(cfg, key, absolute_file(key, flat[key]))
     return cfg
 
 
-def _file_hashes(cfg: Config, hashes: dict[Path, str]) -> dict[str, str]:
-    """The sha256 of each file ``cfg`` names (absolute paths), by key: a job is keyed by the
-    file's content, as by its image's. A file that is not there is refused before anything runs."""
+def _file_hashes(flat_cfg: dict[str, Any], hashes: dict[Path, str]) -> dict[str, str]:
+    """The sha256 of each file a flattened config names (absolute paths), by key: a job is keyed by
+    the file's content, as by its image's. A file that is not there is refused before anything runs."""
     out = {}
     for key in FILE_KEYS:
-        value = flatten(cfg)[key]
-        if value:
-            path = Path(value)
+        if flat_cfg[key]:
+            path = Path(flat_cfg[key])
             if not path.is_file():
                 raise InputError(f"{key}: no file at {path} (a relative path is taken from the current folder, "
                                  "or from a sweep file's folder)")
@@ -222,7 +221,7 @@ def _configs(spec: SweepSpec) -> list[tuple[dict[str, Any], Config, dict[str, st
     for point in grid_points(spec.grid):
         cfg = _absolute_files(apply_overrides(base, point))
         flat = flatten(cfg)
-        out.append(({k: flat[k] for k in point}, cfg, _file_hashes(cfg, hashes)))
+        out.append(({k: flat[k] for k in point}, cfg, _file_hashes(flat, hashes)))
     return out
 
 

@@ -59,8 +59,8 @@ class KernelGANConfig:
     # crops per step for G and for D (published: 1); more average out the adversarial gradient's noise
     crops_per_step: int = 1
     # intra-op threads of one run's training loop on a CPU (0: the process's count). Its operations
-    # are small: on a quiet 2-core machine a second thread saves a sixth of a step's time for a
-    # quarter more CPU, on a shared one it made the step several times slower (benchmarks/RESULTS.md).
+    # are small: on a quiet 2-core machine a second thread saved 3-6% of a step's time for about 45%
+    # more CPU, on a shared one it made the step 79x slower (benchmarks/RESULTS.md).
     # K runs in lock-step do K runs' work per operation and may use up to K x cpu_threads threads.
     cpu_threads: int = 1
 
