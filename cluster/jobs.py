@@ -17,12 +17,12 @@ import itertools
 import json
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Iterable, Optional
 
 import yaml
 
-from zssrgan.config import (FILE_KEYS, Config, ConfigError, apply_overrides, flatten, parse_assignment, preset,
-                            set_value)
+from zssrgan.config import (Config, ConfigError, apply_overrides, file_keys, flatten, parse_assignment,
+                            preset, set_value)
 from zssrgan.datasets import ImageItem, discover
 from zssrgan.errors import InputError
 from zssrgan.estimators import get_estimator
@@ -74,39 +74,43 @@ def sweep_yaml(spec: SweepSpec) -> str:
     """The sweep as a sweep file (``zssrgan run --config``): every setting, the data as absolute
     paths, ``set`` as a mapping (the last value of a key given twice, the one that applies).
     Attached to the sweep's parent run, so a sweep can be read back and run again."""
+    files = file_keys(sections(spec))
     document = {}
     for f in fields(spec):
         if f.name == "overrides":
-            document["set"] = {k: absolute_file(k, v) for k, v in map(parse_assignment, spec.overrides)}
+            document["set"] = dict(absolute_files(map(parse_assignment, spec.overrides), files))
         elif f.name != "progress":
             document[f.name] = getattr(spec, f.name)
     document["data"] = [str(Path(p).expanduser().resolve()) for p in spec.data]
-    document["grid"] = {k: [absolute_file(k, v) for v in values] for k, values in spec.grid.items()}
+    document["grid"] = dict(absolute_files(spec.grid.items(), files))
     return yaml.safe_dump(document, sort_keys=False)
 
 
-def absolute_file(key: str, value: Any, folder: Optional[Path] = None) -> Any:
-    """A file-valued config key's (``config.FILE_KEYS``) non-empty value as an absolute path,
-    relative to ``folder`` (default: the current folder); any other value as it is."""
-    if key not in FILE_KEYS or not isinstance(value, str) or not value:
-        return value
-    return str(((folder or Path.cwd()) / Path(value).expanduser()).resolve())
+def absolute_files(pairs: Iterable[tuple[str, Any]], keys: list[str],
+                   folder: Optional[Path] = None) -> list[tuple[str, Any]]:
+    """(key, value) pairs (a grid's value: a list of values) with the non-empty values of the
+    file-valued ``keys`` (``config.file_keys``) as absolute paths, relative to ``folder`` (default:
+    the current folder)."""
+    def absolute(value: Any) -> Any:
+        if not isinstance(value, str) or not value:
+            return value
+        return str(((folder or Path.cwd()) / Path(value).expanduser()).resolve())
+
+    return [(key, value if key not in keys else [absolute(v) for v in value] if isinstance(value, list)
+             else absolute(value)) for key, value in pairs]
 
 
 def _absolute_files(cfg: Config) -> Config:
     """``cfg`` with its file-valued keys absolute: workers may run in another folder."""
-    flat = flatten(cfg)
-    for key in FILE_KEYS:
-        if flat[key]:
-            cfg = set_value(cfg, key, absolute_file(key, flat[key]))
-    return cfg
+    keys, flat = file_keys(cfg), flatten(cfg)
+    return apply_overrides(cfg, dict(absolute_files([(key, flat[key]) for key in keys], keys)))
 
 
-def _file_hashes(flat_cfg: dict[str, Any], hashes: dict[Path, str]) -> dict[str, str]:
+def _file_hashes(cfg: Config, flat_cfg: dict[str, Any], hashes: dict[Path, str]) -> dict[str, str]:
     """The sha256 of each file a flattened config names (absolute paths), by key: a job is keyed by
     the file's content, as by its image's. A file that is not there is refused before anything runs."""
     out = {}
-    for key in FILE_KEYS:
+    for key in file_keys(cfg):
         if flat_cfg[key]:
             path = Path(flat_cfg[key])
             if not path.is_file():
@@ -221,7 +225,7 @@ def _configs(spec: SweepSpec) -> list[tuple[dict[str, Any], Config, dict[str, st
     for point in grid_points(spec.grid):
         cfg = _absolute_files(apply_overrides(base, point))
         flat = flatten(cfg)
-        out.append(({k: flat[k] for k in point}, cfg, _file_hashes(flat, hashes)))
+        out.append(({k: flat[k] for k in point}, cfg, _file_hashes(cfg, flat, hashes)))
     return out
 
 

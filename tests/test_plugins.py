@@ -35,6 +35,7 @@ TINY = ["--preset", "quick", "--set", "zssr.iters=10", "--set", "zssr.crop=24", 
 CASES = '''
 from dataclasses import dataclass
 import numpy as np
+from zssrgan.config import file_field
 from zssrgan.estimators import Estimator
 from zssrgan.kernels import with_x4
 from zssrgan.methods import Method
@@ -74,6 +75,12 @@ class ListSettings:
     sizes: list = None
 
 LIST_SETTINGS = Method(scaled, "settings the command line cannot set", settings=ListSettings)
+
+@dataclass
+class NumberFile:
+    size: float = file_field()
+
+NUMBER_FILE = Method(scaled, "a number marked as a file", settings=NumberFile)
 
 def box(lr, scale, cfg, callback=None, settings=None):
     side = settings.side
@@ -159,6 +166,7 @@ def test_every_built_in_row_fits_the_contract_plugins_are_held_to():
                                                "keyword argument 'settings'"),
     ("cases:LIST_SETTINGS", PluginError, "settings ListSettings has fields of types the command line cannot set: "
                                          "sizes"),
+    ("cases:NUMBER_FILE", PluginError, "settings NumberFile marks fields that are not str as files: size"),
     ("nope", MethodError, "unknown method 'nope'; choose one of: bicubic, .*, or a plugin's module:function"),
 ])
 def test_a_plugin_that_cannot_serve_is_refused_with_its_reason(cases, name, error, words):

@@ -17,6 +17,7 @@ from zssrgan.cli import build_parser, main
 from zssrgan.cli import run_cmd, sweep_file
 from zssrgan.cli.run_cmd import spec_from_args
 from zssrgan.datasets import make_dataset
+from zssrgan.errors import InputError
 from zssrgan.io import save_image
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -174,12 +175,14 @@ def test_data_and_methods_come_from_the_file_or_the_flags(folder, capsys):
 PLUGIN = """
 from dataclasses import dataclass
 import numpy as np
+from zssrgan.config import file_field
 from zssrgan.methods import Method
 from zssrgan.results import MethodResult
 
 @dataclass
 class Gain:
     gain: float = 1.0
+    table: str = file_field()
 
 def scaled(lr, scale, cfg, kernels=None, estimate=None, callback=None, settings=None):
     return MethodResult(sr=np.clip(settings.gain * np.repeat(np.repeat(lr, scale, 0), scale, 1), 0, 1), kernel=None)
@@ -206,6 +209,25 @@ def test_a_plugin_s_settings_are_config_keys_of_the_file(folder, monkeypatch):
     with pytest.raises(sweep_file.SweepFileError, match="sweep.yaml: grid: sweep_plugin:SCALED.gain: 'loud' is not a "
                                                         "valid float"):
         _spec("--config", str(_write(folder, document)))
+
+
+def test_a_plugin_s_file_settings_are_resolved_hashed_and_checked_like_ours(folder, tmp_path_factory, monkeypatch):
+    (folder / "sweep_plugin.py").write_text(PLUGIN, encoding="utf-8")
+    monkeypatch.syspath_prepend(str(folder))
+    (folder / "tables").mkdir(exist_ok=True)
+    (folder / "tables" / "a.txt").write_text("a table")
+    document = {"data": "images", "methods": ["bicubic", "sweep_plugin:SCALED"],
+                "set": {"sweep_plugin:SCALED.table": "tables/a.txt"}}
+    path = _write(folder, document)
+    monkeypatch.chdir(tmp_path_factory.mktemp("elsewhere"))
+    spec = _spec("--config", str(path))
+    table = str(folder / "tables" / "a.txt")
+    assert base_config(spec).plugins["sweep_plugin:SCALED"].table == table
+    assert yaml.safe_load(sweep_yaml(spec))["set"]["sweep_plugin:SCALED.table"] == table
+    files = {job.method: job.files for job in expand(spec).jobs}
+    assert files == {"bicubic": {}, "sweep_plugin:SCALED": {"sweep_plugin:SCALED.table": file_hash(Path(table))}}
+    with pytest.raises(InputError, match=r"sweep_plugin:SCALED.table: no file at .*missing.txt"):
+        expand(_spec("--config", str(path), "--grid", "sweep_plugin:SCALED.table=missing.txt"))
 
 
 @pytest.fixture(scope="module")

@@ -14,6 +14,16 @@ from typing import Any, get_type_hints
 
 from .errors import UserError
 
+# the metadata mark of a field whose value names a file ("": the file shipped with the package); a
+# sweep resolves such values to absolute paths and keys its jobs by the file's content (cluster/jobs.py)
+FILE = "zssrgan.file"
+
+
+def file_field() -> Any:
+    """A ``str`` field naming a file (empty by default): built-in sections and plugins' settings
+    mark their file-valued fields with it."""
+    return field(default="", metadata={FILE: True})
+
 
 @dataclass
 class KernelGANConfig:
@@ -85,7 +95,7 @@ class FKPConfig:
     d_channels: int = 32
     d_layers: int = 5
     shave: int = 10  # pixels shaved from the input unless it is a real photo
-    prior: str = ""  # an .npz from `zssrgan prior train`; empty: the x2 prior shipped with the package
+    prior: str = file_field()  # an .npz from `zssrgan prior train`; empty: the x2 prior shipped with the package
     # post-processing keeps this many of the strongest taps (kernels.zeroize_negligible); 121 = every
     # tap of an 11x11 kernel: as published, the estimate is only clipped at 0, normalised and centred
     n_filtering: int = 121
@@ -150,9 +160,6 @@ class ZSSRGANConfig:
 
 
 WIDTH_SOURCES = ("model", "cue")  # where auto reads the blur's width (zssrgan/auto.py)
-# keys whose value names a file ("": the file shipped with the package); a sweep resolves them to
-# absolute paths and keys its jobs by the file's content (cluster/jobs.py)
-FILE_KEYS = ("fkp.prior", "auto.blur_model")
 
 
 @dataclass
@@ -162,7 +169,7 @@ class AutoConfig:
 
     # "model": the spectral blur model (zssrgan.blur_model); "cue": the cross-scale cue (isotropic)
     width_from: str = "model"
-    blur_model: str = ""  # a blur model file (zssrgan prior train-blur); "": the shipped one
+    blur_model: str = file_field()  # a blur model file (zssrgan prior train-blur); "": the shipped one
     # the extra blur t is shrunk below shrink_below: 0 up to zero_below, then linearly back to t at
     # shrink_below. For the model (model_*): it reads 1-2% of bicubic-downscaled images 0.4+ px
     # wide, which costs ZSSR dearly; for the cue: it reads a sharp image's own softness as 0.4-0.8
@@ -265,24 +272,34 @@ def flatten(cfg: Any, prefix: str = "") -> dict[str, Any]:
 LEAF_TYPES = (bool, int, float, str, tuple[float, ...])
 
 
-def _leaf_types(cls: type, prefix: str = "") -> dict[str, Any]:
+def _leaf_fields(cls: type, prefix: str = "") -> dict[str, tuple[Any, dataclasses.Field]]:
+    """Every leaf field of the dataclass ``cls`` by dotted key: its type and its field."""
     hints = get_type_hints(cls)
-    out: dict[str, Any] = {}
+    out: dict[str, tuple[Any, dataclasses.Field]] = {}
     for f in fields(cls):
         hint = hints[f.name]
         if isinstance(hint, type) and is_dataclass(hint):
-            out.update(_leaf_types(hint, f"{prefix}{f.name}."))
+            out.update(_leaf_fields(hint, f"{prefix}{f.name}."))
         elif not (cls is Config and f.name == "plugins"):
-            out[f"{prefix}{f.name}"] = hint
+            out[f"{prefix}{f.name}"] = hint, f
+    return out
+
+
+def _all_leaf_fields(cfg: Config) -> dict[str, tuple[Any, dataclasses.Field]]:
+    out = _leaf_fields(Config)
+    for name, settings in cfg.plugins.items():
+        out.update(_leaf_fields(type(settings), name + "."))
     return out
 
 
 def leaf_types(cfg: Config) -> dict[str, Any]:
     """The type of every dotted key of ``cfg``, its plugins' sections included."""
-    out = _leaf_types(Config)
-    for name, settings in cfg.plugins.items():
-        out.update(_leaf_types(type(settings), name + "."))
-    return out
+    return {key: hint for key, (hint, _) in _all_leaf_fields(cfg).items()}
+
+
+def file_keys(cfg: Config) -> list[str]:
+    """The keys of ``cfg`` whose value names a file (:func:`file_field`), its plugins' included."""
+    return [key for key, (_, f) in _all_leaf_fields(cfg).items() if f.metadata.get(FILE)]
 
 
 def valid_keys(cfg: Config | None = None) -> list[str]:
@@ -295,16 +312,20 @@ def check_settings(cls: Any, owner: str) -> None:
     if not (isinstance(cls, type) and is_dataclass(cls)):
         raise ConfigError(f"{owner}: settings must be a dataclass class, got {cls!r}")
     try:
-        types = _leaf_types(cls)
+        leaves = _leaf_fields(cls)
         cls()
     except (NameError, TypeError) as exc:  # an annotation that does not resolve, a field without a default
         raise ConfigError(f"{owner}: settings {cls.__qualname__} must resolve its annotations and have a "
                           f"default for every field: {exc}") from None
-    bad = {key: hint for key, hint in types.items() if hint not in LEAF_TYPES}
+    bad = {key: hint for key, (hint, _) in leaves.items() if hint not in LEAF_TYPES}
     if bad:
         raise ConfigError(f"{owner}: settings {cls.__qualname__} has fields of types the command line cannot set: "
                           + ", ".join(f"{k}: {getattr(h, '__name__', h)}" for k, h in bad.items())
                           + "; use bool, int, float, str or tuple[float, ...]")
+    files = [key for key, (hint, f) in leaves.items() if f.metadata.get(FILE) and hint is not str]
+    if files:
+        raise ConfigError(f"{owner}: settings {cls.__qualname__} marks fields that are not str as files: "
+                          + ", ".join(files))
 
 
 def with_section(cfg: Config, name: str, settings: Any) -> Config:

@@ -82,11 +82,20 @@ def spec_from_args(args: argparse.Namespace):
     """The sweep the options describe: the sweep file's settings (``--config``), overridden by the
     flags given (None or empty: not given; ``--set`` and ``--grid`` apply after the file's), the
     defaults of :class:`~cluster.jobs.SweepSpec` for the rest."""
-    from cluster.jobs import SweepSpec, sections
+    from cluster.jobs import sections
 
     if args.seed is not None and args.seeds is not None:
         raise ConfigError("give either --seed or --seeds, not both")
-    from_file = sweep_file.load(args.config) if args.config else {}
+    if not args.config:
+        return _spec(args, {})
+    from_file = sweep_file.load(args.config)
+    # the file's keys are known once the plugins that the file and the flags name are
+    return _spec(args, sweep_file.resolve(args.config, from_file, sections(_spec(args, from_file))))
+
+
+def _spec(args: argparse.Namespace, from_file: dict):
+    from cluster.jobs import SweepSpec
+
     settings = dict(from_file)
     overrides = settings.pop("overrides", []) + sweep_overrides(args)
     grid = {**settings.pop("grid", {}), **parse_grid(args.grid)}
@@ -99,10 +108,7 @@ def spec_from_args(args: argparse.Namespace):
     for name, flag in (("data", "--data PATH"), ("methods", "--methods M1,M2")):
         if not settings.get(name):
             raise InputError(f"no {name} to run: give {flag} or `{name}:` in a sweep file (--config)")
-    spec = SweepSpec(**settings, overrides=overrides, grid=grid)
-    if args.config:
-        sweep_file.check_config(args.config, from_file, sections(spec))
-    return spec
+    return SweepSpec(**settings, overrides=overrides, grid=grid)
 
 
 def run(args: argparse.Namespace) -> int:

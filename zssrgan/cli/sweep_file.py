@@ -20,9 +20,9 @@ from typing import Any, Callable
 
 import yaml
 
-from cluster.jobs import ESTIMATE, absolute_file
+from cluster.jobs import ESTIMATE, absolute_files
 
-from ..config import PRESETS, Config, ConfigError, parse_assignment, set_value
+from ..config import PRESETS, Config, ConfigError, file_keys, parse_assignment, set_value
 from ..device import DEVICES
 from ..errors import UserError
 from ..estimators import get_estimator
@@ -95,7 +95,7 @@ def _choice(choices) -> Callable[[Any], str]:
 
 
 def _config_text(key: str, value: Any) -> str:
-    """A config value as ``--set key=text`` writes it (:func:`check_config` checks it against the
+    """A config value as ``--set key=text`` writes it (:func:`resolve` checks it against the
     config); a list of numbers is a tuple field."""
     if isinstance(value, list) and value and all(isinstance(v, (int, float)) and not isinstance(v, bool)
                                                  for v in value):
@@ -197,24 +197,27 @@ def load(path: str | Path) -> dict[str, Any]:
         settings[field] = settings.get(field, []) + value if field == "overrides" else value
     if "data" in settings:
         settings["data"] = [str(path.parent / Path(p).expanduser()) for p in settings["data"]]
-    folder = path.parent.resolve()  # so are files that config keys name (a model, a prior)
-    if "overrides" in settings:
-        settings["overrides"] = [f"{k}={absolute_file(k, v, folder)}" for k, v in map(parse_assignment,
-                                                                                   settings["overrides"])]
-    if "grid" in settings:
-        settings["grid"] = {k: [absolute_file(k, v, folder) for v in values] for k, values in settings["grid"].items()}
     return settings
 
 
-def check_config(path: str | Path, settings: dict[str, Any], cfg: Config) -> None:
-    """The file's config overrides (``set``, ``device``, ``estimator``) and ``grid`` values (from
-    :func:`load`) against ``cfg``, the run's config with the settings sections of the plugins it
-    uses (its methods and estimators may come from the command line): an unknown key or a value
-    its field cannot take is a :class:`SweepFileError` naming the file."""
+def resolve(path: str | Path, settings: dict[str, Any], cfg: Config) -> dict[str, Any]:
+    """The file's settings (from :func:`load`) with its config overrides (``set``, ``device``,
+    ``estimator``) and ``grid`` values checked against ``cfg``, the run's config with the settings
+    sections of the plugins it uses (its methods and estimators may come from the command line),
+    and the files that config keys name taken from the file's folder, like its data. An unknown
+    key or a value its field cannot take is a :class:`SweepFileError` naming the file."""
+    path = Path(path).expanduser()
     grid = [f"{key}={text}" for key, texts in settings.get("grid", {}).items() for text in texts]
     for name, assignments in (("set", settings.get("overrides", [])), ("grid", grid)):
         for text in assignments:
             try:
                 set_value(cfg, *parse_assignment(text))
             except ConfigError as exc:
-                raise SweepFileError(f"{Path(path).expanduser()}: {name}: {exc}") from None
+                raise SweepFileError(f"{path}: {name}: {exc}") from None
+    files, folder, resolved = file_keys(cfg), path.parent.resolve(), dict(settings)
+    if "overrides" in settings:
+        resolved["overrides"] = [f"{key}={value}" for key, value in
+                                 absolute_files(map(parse_assignment, settings["overrides"]), files, folder)]
+    if "grid" in settings:
+        resolved["grid"] = dict(absolute_files(settings["grid"].items(), files, folder))
+    return resolved
