@@ -45,3 +45,14 @@ def test_double_precision_values_keep_their_precision():
     values = StepValues()
     values.add(0, packed=(("x",), torch.tensor([1 / 3], dtype=torch.float64)))
     assert values.flush()[0][1]["x"] == 1 / 3
+
+
+def test_a_loop_s_batches_reach_the_history_every_n_steps_and_the_rest_at_the_end():
+    seen = []
+    history = History(lambda phase, step, row: seen.append(step))
+    with history.batches("kernelgan", every=3) as add:
+        for step in range(7):
+            add(step, {"lr": 0.1}, packed=(("loss",), torch.tensor([float(step)])))
+            assert len(seen) == step + 1 - (step + 1) % 3  # nothing waits once a batch is full
+    assert seen == list(range(7))
+    assert history.as_dict()["kernelgan"][-1] == {"step": 6, "lr": 0.1, "loss": 6.0}

@@ -32,6 +32,22 @@ class History:
         for step, row in values.flush():
             self(phase, step, row)
 
+    @contextmanager
+    def batches(self, phase: str, every: int) -> Iterator[Callable[..., None]]:
+        """A training loop's ``add(step, values=None, packed=None)`` (as :meth:`StepValues.add`):
+        its steps are recorded here ``every`` steps at a time (one transfer from the device each),
+        the rest when the block ends."""
+        pending = StepValues()
+
+        def add(step: int, values: Optional[Mapping[str, Union[float, torch.Tensor]]] = None,
+                packed: Optional[tuple[Sequence[str], torch.Tensor]] = None) -> None:
+            pending.add(step, values, packed)
+            if len(pending) >= every:
+                self.record(phase, pending)
+
+        yield add
+        self.record(phase, pending)
+
     def as_dict(self) -> dict[str, list[dict[str, float]]]:
         return {phase: list(rows) for phase, rows in self.curves.items()}
 

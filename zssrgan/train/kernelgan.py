@@ -23,7 +23,7 @@ from ..errors import InputError
 from ..kernels import kernel_width, postprocess_kernel, with_x4
 from ..losses import (BICUBIC_X2, adversarial_l1, bicubic_downscale, bicubic_loss, boundaries_loss,
                       boundaries_mask, centralized_loss, sparsity_loss, sum_to_one_loss)
-from ..progress import Callback, History, StepValues, Timings
+from ..progress import Callback, History, Timings
 from ..results import DiscriminatorState, KernelEstimate
 from .crops import sample_crops
 from .lean_adam import LeanAdam
@@ -335,14 +335,11 @@ class KernelGANTrainer:
         """Run ``iters`` (default ``cfg.iters``) steps, recording every step in ``self.history`` and
         forwarding it to ``callback("kernelgan", i, values)``; values reach the host in batches."""
         self.history.forward = callback
-        values = StepValues()
-        with self.timings.phase("kernelgan_train"), at_most_threads(self.cfg.cpu_threads, self.device):
+        with (self.timings.phase("kernelgan_train"), at_most_threads(self.cfg.cpu_threads, self.device),
+              self.history.batches("kernelgan", REPORT_EVERY) as add):
             for i in range(self.cfg.iters if iters is None else iters):
                 losses, settings = self._step_tensors(i)
-                values.add(i, settings, packed=(_LOSS_NAMES, losses))
-                if len(values) == REPORT_EVERY:
-                    self.history.record("kernelgan", values)
-            self.history.record("kernelgan", values)
+                add(i, settings, packed=(_LOSS_NAMES, losses))
 
     def verdict(self, steps: int = 8) -> tuple[float, float]:
         """D's mean output (1 = judged real, 0 = fake) on real crops and on G's output for the
@@ -407,13 +404,13 @@ def train_discriminator(image: np.ndarray, kernel: np.ndarray, cfg: Config,
     estimator that trains no discriminator of its own."""
     trainer = KernelGANTrainer(image, cfg.kernelgan, device=resolve_device(cfg.device),
                                rng=np.random.default_rng(cfg.seed), real=cfg.real, fixed_kernel=kernel)
-    values, names = StepValues(), ("loss_d", "loss_d_real", "loss_d_fake")
-    with at_most_threads(cfg.kernelgan.cpu_threads, trainer.device):
+    names = ("loss_d", "loss_d_real", "loss_d_fake")
+    with (at_most_threads(cfg.kernelgan.cpu_threads, trainer.device),
+          History(callback).batches("discriminator", REPORT_EVERY) as add):
         for i in range(cfg.kernelgan.iters):
             losses = trainer.d_step(i)
             trainer.update_schedule(i)
-            values.add(i, packed=(names, torch.stack([losses[name] for name in names])))
-    History(callback).record("discriminator", values)
+            add(i, packed=(names, torch.stack([losses[name] for name in names])))
     return trainer.discriminator_state()
 
 

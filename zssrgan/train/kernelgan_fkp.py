@@ -24,7 +24,7 @@ from ..config import Config, FKPConfig, preset
 from ..device import at_most_threads, resolve_device
 from ..errors import InputError
 from ..kernels import kernel_width, kernel_width_torch, postprocess_kernel, with_x4
-from ..progress import Callback, History, StepValues, Timings
+from ..progress import Callback, History, Timings
 from ..results import DiscriminatorState, KernelEstimate
 from .crops import sample_crops
 from .kernelgan import SCALE, prepare_image
@@ -193,13 +193,10 @@ class FKPTrainer:
         """Run ``iters`` (default: the trainer's) iterations, recording each in ``self.history`` and
         forwarding it to ``callback("kernelgan_fkp", i, values)``; values reach the host in batches."""
         self.history.forward = callback
-        values = StepValues()
-        with self.timings.phase("kernelgan_fkp_train"), at_most_threads(self.cfg.cpu_threads, self.device):
+        with (self.timings.phase("kernelgan_fkp_train"), at_most_threads(self.cfg.cpu_threads, self.device),
+              self.history.batches(PHASE, REPORT_EVERY) as add):
             for i in range(self.iters if iters is None else iters):
-                values.add(i, packed=(_VALUE_NAMES, self._iteration(i)))
-                if len(values) == REPORT_EVERY:
-                    self.history.record(PHASE, values)
-            self.history.record(PHASE, values)
+                add(i, packed=(_VALUE_NAMES, self._iteration(i)))
 
     @torch.no_grad()
     def verdict(self, batch_statistics: bool = False) -> tuple[float, float]:
