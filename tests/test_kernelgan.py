@@ -152,21 +152,25 @@ def _mean_kernel(kernels):
 @pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.cuda)])
 def test_quick_runs_recover_the_orientation_of_an_anisotropic_kernel(device):
     """Five quick runs (seeds 0-4) on a textured image blurred along one axis: their mean kernel lies
-    within 20 degrees of the blur's axis and is closer to it than a generic isotropic guess.
+    within 20 degrees of the blur's axis, and the median run is closer to the truth than a generic
+    isotropic guess.
 
-    A single quick run is too noisy to test alone: its estimate is only weakly elongated (a second-
-    moment ratio of 1.2-2.1 against the truth's 16) and its axis wanders, one run in ten more than 20
-    degrees off here (25.9 degrees for seed 5); on an image with strong edges of its own (a butterfly
-    wing) 6 of 10 runs were more than 20 degrees off. Averaging the runs' kernels averages that noise
-    out: over 10 seeds (AMD EPYC, CPU), every mean of 5 of them was within 6.1 degrees, at a kernel
-    error of at most 0.617 against the isotropic guess's 0.657."""
+    A single quick run is too noisy to test alone: its estimate is only weakly elongated (a ratio of
+    principal standard deviations of 1.05-1.45 against the truth's 3.9) and its axis wanders (up to
+    19 degrees off over 20 seeds); on an image with strong edges of its own (a butterfly wing) 6 of
+    10 runs were more than 20 degrees off. Averaging the runs' kernels averages that noise out:
+    over seeds 0-19 in groups of 5 (AMD EPYC, CPU), every mean was within 2.4 degrees. The error
+    test takes the median run, not the mean kernel, so that one wide run (seed 5: 0.94) cannot
+    decide it: 19 of those 20 runs scored 0.55-0.65 against the isotropic guess's 0.657, so the
+    median fails only if 3 of 5 runs do, and the group medians were 0.59-0.62. Runs differ between
+    CPUs in their rounding, not in these proportions."""
     hr = np.asarray(Image.open(CLASSIC / "baboon.png").convert("RGB"), np.float64)[:200, :200] / 255
     truth = anisotropic_gaussian(11, 10.0, 0.5, np.radians(120))  # a streak along 120 degrees
     lr = np.clip(imresize(hr, scale=0.5, kernel=truth), 0, 1).astype(np.float32)
     cfg = set_value(preset("quick"), "device", device)
-    mean = _mean_kernel([estimate_kernel(lr, 2, set_value(cfg, "seed", seed)).kernels[2] for seed in range(5)])
-    assert axis_difference(mean, truth) < 20
-    assert kernel_error(mean, truth) < kernel_error(isotropic_gaussian(13, 1.5), truth)
+    kernels = [estimate_kernel(lr, 2, set_value(cfg, "seed", seed)).kernels[2] for seed in range(5)]
+    assert axis_difference(_mean_kernel(kernels), truth) < 20
+    assert np.median([kernel_error(k, truth) for k in kernels]) < kernel_error(isotropic_gaussian(13, 1.5), truth)
 
 
 def test_bad_input_is_refused_with_the_reason():

@@ -83,15 +83,12 @@ def test_a_dead_node_stops_the_sweep_in_words_and_the_same_command_resumes(tmp_p
     raylets = [pid for pid, name in _descendants(sweep.pid).items() if name == "raylet"]
     assert len(raylets) == 1  # the Ray this sweep started
     os.kill(raylets[0], signal.SIGKILL)  # the fault, while the gated job runs
-    killed_at = time.monotonic()
-    code, err = _finish(sweep)
-    noticed_s = time.monotonic() - killed_at
+    code, err = _finish(sweep)  # within GENEROUS_S: not after the 600 s worker-start timeout
     assert code == EXIT_USER_ERROR, err[-3000:]
     assert "died" in err and "no node is left to run the sweep's jobs" in err
     assert "Kept: the jobs recorded FINISHED (1 in this run, 0 before); the 1 jobs in progress were marked " \
            "KILLED" in err
     assert "Run the same command to resume" in err and "Traceback" not in err
-    assert noticed_s < 120, noticed_s  # not the 600 s worker-start timeout; Ray needs ~15 s to call a node dead
     runs = load_runs(uri, "node").set_index("tags.zssrgan.method")
     assert runs.loc["bicubic", "status"] == "FINISHED" and runs.loc[fault_gate.NAME, "status"] == "KILLED"
 

@@ -21,7 +21,10 @@ def config() -> dict:
 
 
 def test_ray_accepts_the_config_as_ray_up_would(config):
-    validate_config(prepare_config(copy.deepcopy(config)))  # the steps `ray up` runs first
+    prepared = prepare_config(copy.deepcopy(config))  # the steps `ray up` runs first
+    validate_config(prepared)
+    assert set(prepared["available_node_types"]) == set(config["available_node_types"])
+    assert prepared["head_node_type"] in prepared["available_node_types"]
 
 
 def test_the_validation_rejects_a_misspelt_field(config):

@@ -6,7 +6,6 @@ import os
 import re
 import socket
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -198,14 +197,13 @@ def test_load_runs_returns_job_runs_of_one_sweep(tracker, sqlite_uri, tmp_path):
         load_runs(sqlite_uri, "nope")
 
 
+@pytest.mark.timeout(60)  # a hang guard: MLflow's own retries would take minutes
 def test_check_reachable_fails_fast_and_clearly(tmp_path):
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         closed = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    start = time.monotonic()
     with pytest.raises(TrackingUnavailable, match=f"cannot reach the MLflow tracking server at {closed}"):
         check_reachable(closed, timeout_s=2.0)
-    assert time.monotonic() - start < 30  # generous for a loaded machine; MLflow's own retries take minutes
 
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")

@@ -37,9 +37,9 @@ def small_config(**zssr) -> Config:
     return cfg
 
 
-def trainer_for(lr: np.ndarray, cfg: Config, kernel=KERNEL, variant=None, **kwargs) -> ZSSRTrainer:
+def trainer_for(lr: np.ndarray, cfg: Config, kernel=KERNEL, variant=None, seed: int = 0, **kwargs) -> ZSSRTrainer:
     return ZSSRTrainer(lr, 2, kernel, cfg.zssr, variant or cfg.zssr.kernelgan, device=torch.device("cpu"),
-                       rng=np.random.default_rng(0), **kwargs)
+                       rng=np.random.default_rng(seed), **kwargs)
 
 
 def to_numpy(x: torch.Tensor) -> np.ndarray:
@@ -206,12 +206,15 @@ def test_geometric_ensemble_helpers_invert_and_median_matches_numpy():
 
 # ---- results --------------------------------------------------------------------------------
 
-def test_output_is_pixel_aligned_and_beats_bicubic_interpolation():
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_output_is_pixel_aligned_and_beats_bicubic_interpolation(seed):
+    """Every seed clears both margins (seeds 0-5, AMD EPYC: 4.3-6.2 dB over bicubic, shifted
+    outputs 2.3-3.3 dB worse)."""
     gt = ground_truth("baby.png", 96)
     # degraded in MATLAB's geometry, as zssrgan.datasets does: the kernel centred for x2
     lr = np.clip(imresize(gt, 0.5, kernel=kernel_shift(KERNEL, 2)), 0, 1).astype(np.float32)
     cfg = small_config(iters=150)
-    trainer = trainer_for(lr, cfg)
+    trainer = trainer_for(lr, cfg, seed=seed)
     while not trainer.finished:
         trainer.step()
     sr = trainer.infer()
