@@ -6,8 +6,8 @@ stays small. A kernel estimate runs as a job of its own, once per (image, scale,
 and its config), and the methods that reuse it name it in ``estimate_key``.
 
 A job's key hashes the image's content and the configuration the job reads: the sections its
-method reads (``METHOD_SECTIONS``) and, for the blind methods, the estimator's name and sections
-(``ESTIMATOR_SECTIONS``). A grid over a key a job does not read therefore leaves that job's key
+method reads (``Method.reads``) and, for the blind methods, the estimator's name and sections
+(``Estimator.reads``), with the content of any file a key it reads names (``Job.files``). A grid over a key a job does not read therefore leaves that job's key
 alone: it runs once and belongs to every point of the grid.
 """
 from __future__ import annotations

@@ -37,6 +37,19 @@ def test_a_users_mistake_is_one_line_and_debug_adds_the_traceback(photo, capsys)
         assert err.endswith("zssrgan sr: error: missing.png: no such image file\n")
 
 
+@pytest.mark.parametrize("argv, words", [
+    (["kernel", "--set", "kernelgan.input_crop=26"], "kernelgan.input_crop must be at least 27, got 26"),
+    (["kernel", "--estimator", "kernelgan-fkp", "--set", "fkp.input_crop=8"], "fkp.input_crop must be at least 31"),
+    (["sr", "--method", "zssr", "--set", "zssr.depth=1"], "zssr.depth must be at least 2, got 1"),
+    (["sr", "--method", "zssr", "--set", "zssr.crop=4"], "zssr.crop must be at least 8 at x2"),
+])
+def test_a_setting_the_code_cannot_run_with_is_named_in_one_line(photo, capsys, argv, words):
+    out = "k.npy" if argv[0] == "kernel" else "sr.png"
+    assert main([argv[0], photo, "--out", out, "--preset", "quick", *argv[1:]]) == EXIT_USER_ERROR
+    err = capsys.readouterr().err
+    assert err.startswith(f"zssrgan {argv[0]}: error: {words}") and err.count("\n") == 1  # one line, no traceback
+
+
 def test_an_unexpected_error_keeps_its_traceback_and_its_own_exit_status(monkeypatch, capsys):
     def broken(args):
         return {}["a bug"]

@@ -185,6 +185,8 @@ def test_bad_input_is_refused_with_the_reason():
         estimate_kernel(np.zeros((100, 100, 3), np.float32), 3, cfg)
     with pytest.raises(ValueError, match="kernelgan.iters must be at least 1"):
         estimate_kernel(np.zeros((100, 100, 3), np.float32), 2, set_value(cfg, "kernelgan.iters", 0))
+    with pytest.raises(ValueError, match="kernelgan.input_crop must be at least 27, got 26"):  # D's map: 1 pixel
+        estimate_kernel(np.zeros((100, 100, 3), np.float32), 2, set_value(cfg, "kernelgan.input_crop", 26))
 
 
 def test_crops_are_drawn_where_the_edges_are():

@@ -13,7 +13,7 @@ from zssrgan.kernels import (RECENTRING_PAD, KernelError, analytic_x4_kernel, an
                              zeroize_negligible, zeroize_negligible_torch)
 from zssrgan.resize import imresize, imresize_torch
 
-VECTORS = np.load(Path(__file__).parent / "data" / "imresize_vectors.npz")
+VECTORS = np.load(Path(__file__).parent / "data" / "imresize_vectors.npz", allow_pickle=False)
 
 
 def second_moment_eigenvalues(kernel):

@@ -265,7 +265,7 @@ def test_plugins_run_in_a_sweep_next_to_built_in_methods_and_make_the_report(ins
     # the settings reached the workers: the estimate is the Gaussian of sigma 0.8, and the two strengths differ
     client = MlflowClient(sqlite_uri)
     for run_id in runs[runs["tags.zssrgan.method"] == "estimate"].run_id:
-        kernel = np.load(client.download_artifacts(run_id, "kernel.npy"))
+        kernel = np.load(client.download_artifacts(run_id, "kernel.npy"), allow_pickle=False)
         np.testing.assert_allclose(kernel, kernel_shift(isotropic_gaussian(13, 0.8), 2), atol=1e-9)
     assert abs(sharpened["metrics.psnr_y"].diff().iloc[-1]) > 0.1
     assert runs.loc[runs["tags.zssrgan.method"] == "my_nearest:nearest", "metrics.psnr_y"].between(10, 60).all()

@@ -78,7 +78,7 @@ def test_loading_refuses_a_prior_of_the_wrong_shape(tmp_path):
 
     prior = build_prior(2)
     save_prior(tmp_path / "x2.npz", prior, 2)
-    with np.load(tmp_path / "x2.npz") as npz:
+    with np.load(tmp_path / "x2.npz", allow_pickle=False) as npz:
         arrays = dict(npz)
     arrays["layers.0.s_net.0.weight"] = arrays["layers.0.s_net.0.weight"][:10]
     np.savez(tmp_path / "bad.npz", **arrays)

@@ -9,7 +9,7 @@ from scipy import ndimage
 from zssrgan import resize
 from zssrgan.resize import cubic, imresize, imresize_torch, resize_weights
 
-VECTORS = np.load(Path(__file__).parent / "data" / "imresize_vectors.npz")
+VECTORS = np.load(Path(__file__).parent / "data" / "imresize_vectors.npz", allow_pickle=False)
 CASES = sorted({key.split("__")[0] for key in VECTORS.files if key.endswith("__input")})
 CUBIC_CASES = [case for case in CASES if case.startswith("cubic")]
 

@@ -110,6 +110,11 @@ def _artifacts(uri, run_id) -> set[str]:
     return {f.path for f in MlflowClient(uri).list_artifacts(run_id)}
 
 
+def _kernel(uri, run_id) -> np.ndarray:
+    """A run's kernel.npy artifact."""
+    return np.load(MlflowClient(uri).download_artifacts(run_id, "kernel.npy"), allow_pickle=False)
+
+
 def test_a_sweep_logs_every_job_with_metrics_artifacts_and_one_job_per_gpu(first_sweep):
     uri, _, code, out = first_sweep
     assert code == 0
@@ -133,10 +138,9 @@ def test_a_sweep_logs_every_job_with_metrics_artifacts_and_one_job_per_gpu(first
     # checked where the jobs wait: test_a_killed_worker_...)
     assert runs["tags.zssrgan.device"].str.contains(r"\(ray GPU 0[,)]").all()
     # the estimate reached its dependant through the object store, not computed again
-    client = MlflowClient(uri)
     for image in ("baby", "bird"):
         pair = runs[(runs["tags.zssrgan.image"] == image) & runs["tags.zssrgan.method"].isin(["estimate", "kernelgan-zssr"])]
-        kernels = [np.load(client.download_artifacts(r, "kernel.npy")) for r in pair.run_id]
+        kernels = [_kernel(uri, r) for r in pair.run_id]
         np.testing.assert_array_equal(*kernels)
         assert pair["metrics.time_kernelgan"].notna().sum() == 1  # trained once, in the estimate job
     assert "kernelgan-zssr" in out and f"zssrgan ui --tracking-uri {uri}, then open http://127.0.0.1:5000/#/" in out
@@ -150,15 +154,14 @@ def test_rerunning_creates_no_new_run_and_a_lost_dependant_reuses_a_recomputed_e
     assert len(runs) == 6 and _finished_once(runs)
     # one dependant's run goes missing (deleted): the rerun recomputes its estimate untracked, once
     dependant = runs[(runs["tags.zssrgan.method"] == "kernelgan-zssr") & (runs["tags.zssrgan.image"] == "baby")]
-    old_kernel = np.load(MlflowClient(uri).download_artifacts(dependant.run_id.iloc[0], "kernel.npy"))
+    old_kernel = _kernel(uri, dependant.run_id.iloc[0])
     MlflowClient(uri).delete_run(dependant.run_id.iloc[0])
     summary = run_sweep(_spec(dataset, uri))
     assert summary["finished"] == 1 and summary["already_finished"] == 5 and summary["failed"] == 0
     runs = _runs(uri)
     assert len(runs) == 6 and set(runs.status) == {"FINISHED"} and _finished_once(runs)
     redone = runs[(runs["tags.zssrgan.method"] == "kernelgan-zssr") & (runs["tags.zssrgan.image"] == "baby")]
-    np.testing.assert_array_equal(np.load(MlflowClient(uri).download_artifacts(redone.run_id.iloc[0], "kernel.npy")),
-                                  old_kernel)  # deterministic under its seed on CPU
+    np.testing.assert_array_equal(_kernel(uri, redone.run_id.iloc[0]), old_kernel)  # deterministic under its seed on CPU
 
 
 def test_a_corrupt_image_fails_alone_with_a_readable_reason(first_sweep, dataset, tmp_path):

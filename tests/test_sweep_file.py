@@ -191,6 +191,13 @@ SCALED = Method(scaled, "nearest-neighbour times a gain", settings=Gain)
 """
 
 
+def test_a_file_that_is_not_text_is_refused_in_words(folder):
+    path = folder / "sweep.yaml"
+    path.write_bytes(b"\x89PNG\r\n\x1a\n\xff\xfe")
+    with pytest.raises(sweep_file.SweepFileError, match="sweep.yaml is not a text file"):
+        _spec("--config", str(path))
+
+
 def test_a_plugin_s_settings_are_config_keys_of_the_file(folder, monkeypatch):
     (folder / "sweep_plugin.py").write_text(PLUGIN, encoding="utf-8")
     monkeypatch.syspath_prepend(str(folder))

@@ -33,7 +33,7 @@ def ground_truth(name: str = "baby.png", size: int = 96) -> np.ndarray:
 
 def small_config(**zssr) -> Config:
     cfg = Config(device="cpu")
-    cfg.zssr = dataclasses.replace(cfg.zssr, crop=32, **zssr)
+    cfg.zssr = dataclasses.replace(cfg.zssr, **{"crop": 32, **zssr})
     return cfg
 
 
@@ -307,3 +307,8 @@ def test_bad_inputs_are_rejected_with_clear_messages():
         zssr_super_resolve(lr[:6, :6], 2, None, small_config(), Config().zssr.kernelgan)
     with pytest.raises(ValueError, match="x2 kernel"):
         zssr_super_resolve(lr, 4, {4: KERNEL}, small_config(), Config().zssr.kernelgan)
+    with pytest.raises(ValueError, match="zssr.crop must be at least 8 at x2"):  # the setting, not the image
+        zssr_super_resolve(lr, 2, None, small_config(crop=6), Config().zssr.kernelgan)
+    for key, value, low in (("depth", 1, 2), ("test_every", 0, 1), ("channels", 0, 1)):
+        with pytest.raises(ValueError, match=f"zssr.{key} must be at least {low}, got {value}"):
+            small_config(**{key: value})

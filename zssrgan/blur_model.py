@@ -39,8 +39,9 @@ from typing import Mapping, Optional, Union
 import numpy as np
 from scipy import stats
 
+from .config import ConfigError, require_at_least
 from .errors import InputError
-from .io import read_npz
+from .io import read_npz, write_npz
 from .kernels import (covariance_axes, covariance_width, kernel_covariance, matlab_bicubic_kernel,
                       sample_div2krk_kernel)
 from .protocols import centred_for
@@ -178,6 +179,12 @@ class BlurTrainingConfig:
     ridge: float = 1.0
     seed: int = 0
 
+    def __post_init__(self) -> None:
+        # the crops' x2 LR images are read by the model: at least MIN_SIDE a side
+        require_at_least("blur model training: ", self, crops_per_image=1, div2krk_per_crop=0, min_crop=2 * MIN_SIDE)
+        if self.max_crop < self.min_crop:
+            raise ConfigError(f"blur model training: max_crop ({self.max_crop}) is under min_crop ({self.min_crop})")
+
 
 @dataclass
 class _Cases:
@@ -258,12 +265,9 @@ def train_blur_model(images: Mapping[str, np.ndarray], cfg: BlurTrainingConfig =
 
 
 def save_blur_model(path: Union[str, Path], model: BlurModel) -> None:
-    path = Path(path)
-    if path.suffix != ".npz":
-        raise InputError(f"a blur model is saved as .npz, got {path.name!r}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    np.savez(path, mean=model.mean, scale=model.scale, weights=model.weights, bias=np.asarray(model.bias),
-             gains=model.gains, info=np.asarray(json.dumps(model.info)))
+    write_npz(path, {"mean": model.mean, "scale": model.scale, "weights": model.weights,
+                     "bias": np.asarray(model.bias), "gains": model.gains, "info": np.asarray(json.dumps(model.info))},
+              "blur model")
 
 
 def load_blur_model(path: Union[str, Path, None] = None) -> BlurModel:

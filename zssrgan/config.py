@@ -8,7 +8,6 @@ dataclass is a section of its own (``Config.plugins``), keyed ``<plugin name>.<f
 from __future__ import annotations
 
 import dataclasses
-import json
 from dataclasses import dataclass, field, fields, is_dataclass
 from typing import Any, get_type_hints
 
@@ -23,6 +22,15 @@ def file_field() -> Any:
     """A ``str`` field naming a file (empty by default): built-in sections and plugins' settings
     mark their file-valued fields with it."""
     return field(default="", metadata={FILE: True})
+
+
+def require_at_least(prefix: str, settings: Any, **minimums: int) -> None:
+    """Refuse counts and sizes that ``settings`` (a dataclass) cannot run with, in words (each field
+    named after ``prefix``), when it is made or overridden (from ``__post_init__``): a sweep with one
+    fails before any job runs."""
+    for name, low in minimums.items():
+        if getattr(settings, name) < low:
+            raise ConfigError(f"{prefix}{name} must be at least {low}, got {getattr(settings, name)}")
 
 
 @dataclass
@@ -74,6 +82,10 @@ class KernelGANConfig:
     # K runs in lock-step do K runs' work per operation and may use up to K x cpu_threads threads.
     cpu_threads: int = 1
 
+    def __post_init__(self) -> None:
+        require_at_least("kernelgan.", self, iters=1, g_channels=1, d_channels=1, d_blocks=0, n_crop_positions=1,
+                         crops_per_step=1, bicubic_patience=1, n_filtering=1, shave=0, cpu_threads=0)
+
 
 @dataclass
 class FKPConfig:
@@ -101,6 +113,10 @@ class FKPConfig:
     n_filtering: int = 121
     # intra-op threads of the training loop on a CPU (0: the process's count), as kernelgan.cpu_threads
     cpu_threads: int = 1
+
+    def __post_init__(self) -> None:
+        require_at_least("fkp.", self, iters=1, iters_x4=1, batch=1, d_steps=1, latent_steps=1, d_channels=1,
+                         d_layers=1, shave=0, n_filtering=1, cpu_threads=0)
 
 
 @dataclass
@@ -138,6 +154,9 @@ class ZSSRConfig:
     augment_scale_diff_sigma: float = 0.25
     augment_shear_sigma: float = 0.1
     mixed_precision: bool = True  # CUDA only; ignored on CPU
+
+    def __post_init__(self) -> None:
+        require_at_least("zssr.", self, iters=1, crop=1, channels=1, depth=2, test_every=1, lr_check_every=1)
     channels_last: bool = True  # CUDA only; ignored on CPU
     original: ZSSRVariant = field(default_factory=ZSSRVariant)
     kernelgan: ZSSRVariant = field(
@@ -412,15 +431,3 @@ def apply_overrides(cfg: Config, assignments: list[str] | dict[str, Any]) -> Con
     for key, value in items:
         cfg = set_value(cfg, key, value)
     return cfg
-
-
-def from_flat(flat: dict[str, Any], base: Config | None = None) -> Config:
-    """Rebuild a config from :func:`flatten`'s output (lists become tuples)."""
-    cfg = base or Config()
-    for key, value in flat.items():
-        cfg = set_value(cfg, key, tuple(value) if isinstance(value, list) else value)
-    return cfg
-
-
-def to_json(cfg: Config) -> str:
-    return json.dumps(flatten(cfg), sort_keys=True)

@@ -19,7 +19,7 @@ import scipy.io
 import tifffile
 from PIL import Image
 
-from .errors import UserError
+from .errors import InputError, UserError
 from .kernels import KernelError, validate_kernel
 
 PathLike = Union[str, Path]
@@ -195,6 +195,16 @@ def save_kernel(path: PathLike, kernel: np.ndarray) -> Path:
     else:
         scipy.io.savemat(path, {MAT_VARIABLE: kernel})
     return path
+
+
+def write_npz(path: PathLike, arrays: dict[str, np.ndarray], what: str) -> None:
+    """Save plain ``arrays`` as an ``.npz`` (which :func:`read_npz` reads back without pickle),
+    making its folder; a path not ending in ``.npz`` is refused, saying it is for a ``what``."""
+    path = Path(path)
+    if path.suffix != ".npz":
+        raise InputError(f"a {what} is saved as .npz, got {path.name!r}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(path, **arrays)
 
 
 def read_npz(path: PathLike, error: type[Exception], what: str) -> dict[str, np.ndarray]:

@@ -2,9 +2,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import numpy as np
+
+if TYPE_CHECKING:  # results stay importable without torch
+    import torch
 
 
 @dataclass
@@ -16,6 +19,12 @@ class DiscriminatorState:
     arch: str
     settings: dict[str, int]
     state: dict[str, np.ndarray]
+
+    @classmethod
+    def of(cls, arch: str, settings: dict[str, int], module: torch.nn.Module) -> DiscriminatorState:
+        """``module``'s parameters and buffers copied to NumPy (for reuse on any device)."""
+        return cls(arch, settings, {name: value.detach().cpu().numpy().copy()
+                                    for name, value in module.state_dict().items()})
 
 
 @dataclass

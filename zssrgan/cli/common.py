@@ -11,6 +11,16 @@ from ..device import DEVICES, resolve_device
 from ..methods import METHODS, with_plugin_settings
 
 
+def comma_separated(kind: type):
+    """An argparse type: comma-separated values of ``kind`` (``2,4``), as a list."""
+    def parse(text: str) -> list:
+        try:
+            return [kind(t.strip()) for t in text.split(",") if t.strip()]
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected comma-separated {kind.__name__} values, got {text!r}")
+    return parse
+
+
 def add_config_arguments(parser: argparse.ArgumentParser, default_preset: str = "paper",
                          real: bool = True) -> None:
     """--preset, --set, --seed, --device, --estimator and (unless ``real`` is False) --real."""

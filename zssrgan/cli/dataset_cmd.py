@@ -5,15 +5,9 @@ import argparse
 
 from ..datasets import discover, make_dataset
 from ..protocols import PROTOCOLS
+from .common import comma_separated
 
 help = "make a synthetic benchmark (DIV2KRK layout) from a folder of high-resolution images"
-
-
-def _scales(text: str) -> tuple[int, ...]:
-    try:
-        return tuple(int(s) for s in text.split(",") if s.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"scales must be comma-separated integers, e.g. 2,4; got {text!r}")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -22,7 +16,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--protocol", choices=PROTOCOLS, default="div2krk",
                         help="; ".join(f"{name}: {p.description}" for name, p in PROTOCOLS.items())
                         + " (default div2krk)")
-    parser.add_argument("--scales", type=_scales, default=(2, 4), metavar="2,4", help="scale factors (default 2,4)")
+    parser.add_argument("--scales", type=comma_separated(int), default=(2, 4), metavar="2,4",
+                        help="scale factors (default 2,4)")
     parser.add_argument("--noise", type=float, default=0.0, metavar="SIGMA",
                         help="additive Gaussian noise on the LR images, std in 8-bit levels (0-255; default 0)")
     parser.add_argument("--seed", type=int, default=0, help="random seed for the kernels and the noise (default 0)")

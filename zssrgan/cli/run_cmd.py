@@ -9,18 +9,9 @@ from cluster.jobs import DEFAULT_TRACKING_URI
 from ..config import ConfigError, parse_assignment
 from ..errors import InputError
 from . import sweep_file
-from .common import add_config_arguments, sweep_overrides, warn_if_slow
+from .common import add_config_arguments, comma_separated, sweep_overrides, warn_if_slow
 
 help = "run a benchmark sweep (images x methods x scales x seeds x config grid) on Ray, tracked in MLflow"
-
-
-def _csv(kind):
-    def parse(text: str) -> list:
-        try:
-            return [kind(t.strip()) for t in text.split(",") if t.strip()]
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected comma-separated {kind.__name__} values, got {text!r}")
-    return parse
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -35,11 +26,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "it, --set and --grid key by key")
     parser.add_argument("--data", action="append", metavar="PATH",
                         help="folder of LR images, DIV2KRK-layout folder or one image (repeatable)")
-    parser.add_argument("--methods", type=_csv(str), metavar="M1,M2",
+    parser.add_argument("--methods", type=comma_separated(str), metavar="M1,M2",
                         help="methods to compare (see `zssrgan methods`; `estimate` alone records the kernel "
                              "estimates)")
-    parser.add_argument("--scales", type=_csv(int), metavar="2,4", help="scale factors (default 2)")
-    parser.add_argument("--seeds", type=_csv(int), default=None, metavar="0,1", help="random seeds (default 0)")
+    parser.add_argument("--scales", type=comma_separated(int), metavar="2,4", help="scale factors (default 2)")
+    parser.add_argument("--seeds", type=comma_separated(int), default=None, metavar="0,1", help="random seeds (default 0)")
     add_config_arguments(parser)
     parser.set_defaults(preset=None, real=None)  # None: not given, so a sweep file's value stands
     parser.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2",

@@ -174,6 +174,8 @@ def load(path: str | Path) -> dict[str, Any]:
     path = Path(path).expanduser()
     try:
         document = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise SweepFileError(f"sweep file {path} is not a text file (UTF-8 YAML)") from None
     except yaml.YAMLError as exc:
         raise SweepFileError(f"sweep file {path} is not valid YAML: {exc}") from None
     valid = ", ".join(FIELDS)

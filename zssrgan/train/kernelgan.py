@@ -10,12 +10,13 @@ on the device until a batch of steps is reported.
 """
 from __future__ import annotations
 
-from typing import Callable, Optional
+from typing import Any, Callable, Optional
 
 import numpy as np
 import torch
 
-from ..archs.kernelgan_arch import Discriminator, Generator, compose_weights, composed_kernel, generate
+from ..archs.kernelgan_arch import (D_RECEPTIVE_FIELD, Discriminator, Generator, compose_weights, composed_kernel,
+                                    generate)
 from ..archs.kernelgan_fused import discriminator_train_forward
 from ..config import Config, ConfigError, KernelGANConfig, preset
 from ..device import at_most_threads, keep_freed_memory, resolve_device
@@ -55,7 +56,8 @@ def prepare_image(image: np.ndarray, cfg: KernelGANConfig, real: bool) -> np.nda
                                 dtype=np.float32)
 
 
-def _batch(tensors: list[torch.Tensor]) -> torch.Tensor:
+def one_batch(tensors: list[torch.Tensor]) -> torch.Tensor:
+    """Batches concatenated (one as it is: no copy)."""
     return tensors[0] if len(tensors) == 1 else torch.cat(tensors)
 
 
@@ -98,9 +100,6 @@ class KernelGANTrainer:
 
     def __init__(self, image: np.ndarray, cfg: KernelGANConfig, *, device: torch.device,
                  rng: np.random.Generator, real: bool = False, fixed_kernel: Optional[np.ndarray] = None) -> None:
-        for name in ("iters", "n_crop_positions", "crops_per_step"):
-            if getattr(cfg, name) < 1:
-                raise ConfigError(f"kernelgan.{name} must be at least 1, got {getattr(cfg, name)}")
         self.cfg, self.device = cfg, torch.device(device)
         if self.device.type == "cpu":
             keep_freed_memory()  # a step frees and reallocates the same activation blocks
@@ -114,6 +113,9 @@ class KernelGANTrainer:
         self.kernel = SharedKernel(lambda: [layer.weight for layer in self.G.layers])
         self._d_tensors_key: Optional[torch.Tensor] = None  # see _d_tensors
         self.g_out = (cfg.input_crop - self.G.kernel_size) // SCALE + 1  # 26: G's output = D's crop
+        if self.g_out <= D_RECEPTIVE_FIELD:  # D's map of it must have more than one pixel (BatchNorm)
+            raise ConfigError(f"kernelgan.input_crop must be at least {self.G.kernel_size + SCALE * D_RECEPTIVE_FIELD}"
+                              f", got {cfg.input_crop}")
         # a given kernel in G's place (D trained against an estimate that came without one)
         self.fixed_kernel = None if fixed_kernel is None else torch.as_tensor(
             fit_kernel(fixed_kernel, self.G.kernel_size), dtype=dtype, device=self.device)
@@ -161,12 +163,12 @@ class KernelGANTrainer:
             crops.append(self.image_batch[:, :, top:top + size, left:left + size])
             row, col = top // 2 + 1, left // 2 + 1
             targets.append(self.bicubic_targets[:, :, row:row + out, col:col + out])
-        return _batch(crops), _batch(targets)
+        return one_batch(crops), one_batch(targets)
 
     def real_crop(self, i: int) -> torch.Tensor:
         """D's (B, 3, 26, 26) real crops for step ``i``, with noise."""
         size = self.g_out
-        return self._noisy(_batch([self.image[:, :, top:top + size, left:left + size]
+        return self._noisy(one_batch([self.image[:, :, top:top + size, left:left + size]
                                    for top, left in self._corners(self.d_corners, i)]))
 
     def to_discriminator(self, g_output: torch.Tensor) -> torch.Tensor:
@@ -199,7 +201,7 @@ class KernelGANTrainer:
         fast = self.cfg.fast_discriminator and self.D.training and self.D.bn_names
         if not (fast and len({b.shape for b in batches}) == 1):
             return [self.D(batch) for batch in batches]
-        maps = discriminator_train_forward(self.D, _batch(batches), len(batches), self._d_tensors(), weight_grads)
+        maps = discriminator_train_forward(self.D, one_batch(batches), len(batches), self._d_tensors(), weight_grads)
         return list(maps.unbind(0))
 
     def _d_tensors(self) -> dict[str, torch.Tensor]:
@@ -356,9 +358,8 @@ class KernelGANTrainer:
 
     def discriminator_state(self) -> DiscriminatorState:
         """D (parameters and buffers, as NumPy) for reuse on any device."""
-        return DiscriminatorState(
-            self.discriminator_arch, {"channels": self.cfg.d_channels, "blocks": self.cfg.d_blocks},
-            {name: value.detach().cpu().numpy().copy() for name, value in self.D.state_dict().items()})
+        return DiscriminatorState.of(self.discriminator_arch,
+                                     {"channels": self.cfg.d_channels, "blocks": self.cfg.d_blocks}, self.D)
 
     def estimate(self) -> KernelEstimate:
         """The finished estimate: post-processed x2 kernel, analytic x4 kernel centred for x4, G's raw
@@ -414,6 +415,25 @@ def train_discriminator(image: np.ndarray, kernel: np.ndarray, cfg: Config,
     return trainer.discriminator_state()
 
 
+def check_scale(estimator: str, scale: int) -> None:
+    """GAN estimators train at x2 and derive x4: the scales a caller may ask them for."""
+    if scale not in (2, 4):
+        raise InputError(f"{estimator} estimates x2 and x4 kernels; scale must be 2 or 4, got {scale!r}")
+
+
+def train_and_estimate(phase: str, make_trainer: Callable[[], Any],
+                       callback: Optional[Callback] = None) -> KernelEstimate:
+    """A GAN estimator's run (KernelGAN's or KernelGAN-FKP's trainer): made, trained and finished,
+    with its whole time recorded as ``phase``."""
+    timings = Timings()
+    with timings.phase(phase):
+        trainer = make_trainer()
+        trainer.train(callback)
+        result = trainer.estimate()
+    result.timings.update(timings.as_dict())
+    return result
+
+
 def estimate_kernel(image: np.ndarray, scale: int = 2, cfg: Optional[Config] = None,
                     callback: Optional[Callback] = None) -> KernelEstimate:
     """Estimate ``image``'s downscaling kernel with KernelGAN (``cfg`` defaults to the paper preset).
@@ -421,14 +441,8 @@ def estimate_kernel(image: np.ndarray, scale: int = 2, cfg: Optional[Config] = N
     ``scale`` (2 or 4) names the kernel the caller needs; both are returned, since KernelGAN always
     trains at x2 and derives x4 analytically.
     """
-    if scale not in (2, 4):
-        raise ValueError(f"KernelGAN estimates x2 and x4 kernels; scale must be 2 or 4, got {scale!r}")
+    check_scale("KernelGAN", scale)
     cfg = cfg or preset("paper")
-    timings = Timings()
-    with timings.phase("kernelgan"):
-        trainer = KernelGANTrainer(image, cfg.kernelgan, device=resolve_device(cfg.device),
-                                   rng=np.random.default_rng(cfg.seed), real=cfg.real)
-        trainer.train(callback)
-        result = trainer.estimate()
-    result.timings.update(timings.as_dict())
-    return result
+    return train_and_estimate("kernelgan", lambda: KernelGANTrainer(
+        image, cfg.kernelgan, device=resolve_device(cfg.device), rng=np.random.default_rng(cfg.seed), real=cfg.real),
+        callback)

@@ -20,14 +20,13 @@ import numpy as np
 import torch
 
 from ..archs.fkp_arch import Critic, FlowGenerator, gradient_penalty
-from ..config import Config, FKPConfig, preset
+from ..config import Config, ConfigError, FKPConfig, preset
 from ..device import at_most_threads, resolve_device
-from ..errors import InputError
 from ..kernels import kernel_width, kernel_width_torch, postprocess_kernel, with_x4
 from ..progress import Callback, History, Timings
 from ..results import DiscriminatorState, KernelEstimate
 from .crops import sample_crops
-from .kernelgan import SCALE, prepare_image
+from .kernelgan import SCALE, check_scale, one_batch, prepare_image, train_and_estimate
 from .lean_adam import LeanAdam
 from .prior import load_prior
 
@@ -35,10 +34,6 @@ PHASE = "kernelgan_fkp"
 REPORT_EVERY = 50  # iterations whose values travel to the host (and the callback) in one transfer
 # per iteration: the last critic and latent step's losses, and the kernel the latent now gives
 _VALUE_NAMES = ("loss_d", "loss_d_real", "loss_d_fake", "gradient_penalty", "loss_g", "raw_sum", "width")
-
-
-def _batch(tensors: list[torch.Tensor]) -> torch.Tensor:
-    return tensors[0] if len(tensors) == 1 else torch.cat(tensors)
 
 
 class FKPTrainer:
@@ -54,9 +49,6 @@ class FKPTrainer:
 
     def __init__(self, image: np.ndarray, cfg: FKPConfig, *, device: torch.device, rng: np.random.Generator,
                  real: bool = False, iters: Optional[int] = None) -> None:
-        for name in ("iters", "iters_x4", "batch", "d_steps", "latent_steps"):
-            if getattr(cfg, name) < 1:
-                raise InputError(f"fkp.{name} must be at least 1, got {getattr(cfg, name)}")
         self.cfg, self.device = cfg, torch.device(device)
         self.iters = cfg.iters if iters is None else iters  # what ``train`` runs by default
         prior = load_prior(cfg.prior or None, SCALE)
@@ -68,6 +60,9 @@ class FKPTrainer:
             critic = Critic(cfg.d_channels, cfg.d_layers)
         self.G, self.D = generator.to(self.device), critic.to(self.device)
         self.g_out = (cfg.input_crop - self.G.kernel_size) // SCALE + 1  # 27: G's output = the critic's crop
+        if self.g_out <= self.D.shave:  # the critic's map of it must have a pixel
+            raise ConfigError(f"fkp.input_crop must be at least {self.G.kernel_size + SCALE * self.D.shave} with "
+                              f"fkp.d_layers={cfg.d_layers}, got {cfg.input_crop}")
         self.noise = torch.Generator(device=self.device).manual_seed(seed + 1)  # the penalty's mixing weights
 
         n = self.iters * cfg.batch  # one fresh batch per iteration, as the published data loader gives
@@ -91,7 +86,7 @@ class FKPTrainer:
     def _crops(self, corners: list[list[int]], i: int, size: int) -> torch.Tensor:
         """Iteration ``i``'s batch of (B, 3, size, size) crops in [0, 1]."""
         picked = self._corners(corners, i, self.cfg.batch)
-        return _batch([self.image[:, :, top:top + size, left:left + size] for top, left in picked])
+        return one_batch([self.image[:, :, top:top + size, left:left + size] for top, left in picked])
 
     def _iteration_crops(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Iteration ``i``'s G input and real crops, cut once for all its steps."""
@@ -122,7 +117,7 @@ class FKPTrainer:
         h, w = fake.shape[-2:]
         crops = [self.image[:, :, min(top, height - h):min(top, height - h) + h, min(left, width - w):min(left, width - w) + w]
                  for top, left in self._corners(self.d_corners, i, fake.shape[0])]
-        return _batch(crops) * 2 - 1, fake
+        return one_batch(crops) * 2 - 1, fake
 
     # --- networks --------------------------------------------------------------------------------
     def generate(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -214,9 +209,8 @@ class FKPTrainer:
 
     def discriminator_state(self) -> DiscriminatorState:
         """The critic (parameters and buffers, as NumPy) for reuse on any device."""
-        return DiscriminatorState(
-            self.discriminator_arch, {"channels": self.cfg.d_channels, "layers": self.cfg.d_layers},
-            {name: value.detach().cpu().numpy().copy() for name, value in self.D.state_dict().items()})
+        return DiscriminatorState.of(self.discriminator_arch,
+                                     {"channels": self.cfg.d_channels, "layers": self.cfg.d_layers}, self.D)
 
     def estimate(self) -> KernelEstimate:
         """The finished estimate: the final latent's kernel post-processed (``fkp.n_filtering``: by
@@ -245,14 +239,8 @@ def estimate_kernel_fkp(image: np.ndarray, scale: int = 2, cfg: Optional[Config]
                         callback: Optional[Callback] = None) -> KernelEstimate:
     """Estimate ``image``'s x2 kernel with KernelGAN-FKP (``cfg`` defaults to the paper preset), x4
     from it analytically; at x4 ``fkp.iters_x4`` iterations, as the published code."""
-    if scale not in (2, 4):
-        raise InputError(f"KernelGAN-FKP estimates x2 and x4 kernels; scale must be 2 or 4, got {scale!r}")
+    check_scale("KernelGAN-FKP", scale)
     cfg = cfg or preset("paper")
-    timings = Timings()
-    with timings.phase("kernelgan_fkp"):
-        trainer = FKPTrainer(image, cfg.fkp, device=resolve_device(cfg.device), rng=np.random.default_rng(cfg.seed),
-                             real=cfg.real, iters=cfg.fkp.iters_x4 if scale == 4 else cfg.fkp.iters)
-        trainer.train(callback)
-        result = trainer.estimate()
-    result.timings.update(timings.as_dict())
-    return result
+    return train_and_estimate("kernelgan_fkp", lambda: FKPTrainer(
+        image, cfg.fkp, device=resolve_device(cfg.device), rng=np.random.default_rng(cfg.seed), real=cfg.real,
+        iters=cfg.fkp.iters_x4 if scale == 4 else cfg.fkp.iters), callback)

@@ -26,9 +26,10 @@ import numpy as np
 import torch
 
 from ..archs.flow_arch import KernelPrior, prior_shape
+from ..config import require_at_least
 from ..device import cpu_model
 from ..errors import InputError
-from ..io import read_npz
+from ..io import read_npz, write_npz
 from ..kernels import centred_gaussians, gaussian_prior_kernels
 from ..progress import Callback, Timings
 
@@ -57,6 +58,7 @@ class PriorTrainingConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
+        require_at_least("kernel prior training: ", self, epochs=1, kernels_per_epoch=1, batch_size=1)
         if self.scale not in SCALES:
             raise InputError(f"a kernel prior is trained for x2 or x4, got scale {self.scale!r}")
         for name in ("epochs", "kernels_per_epoch", "batch_size"):
@@ -157,14 +159,10 @@ def sample_kernels(prior: KernelPrior, n: int, rng: np.random.Generator) -> np.n
 def save_prior(path: Union[str, Path], prior: KernelPrior, scale: int, info: Optional[dict] = None) -> None:
     """Write the prior's weights and sizes (and ``info``: floats, ints or strings, how it was made)
     as an ``.npz`` that loads without pickle."""
-    path = Path(path)
-    if path.suffix != ".npz":
-        raise InputError(f"a prior is saved as .npz, got {path.name!r}")
     arrays = {name: value.detach().cpu().numpy() for name, value in prior.state_dict().items()}
     meta = {"scale": scale, **prior.settings, **(info or {})}
     arrays.update({f"meta.{key}": np.asarray(value) for key, value in meta.items()})
-    path.parent.mkdir(parents=True, exist_ok=True)
-    np.savez(path, **arrays)
+    write_npz(path, arrays, "prior")
 
 
 def shipped_prior_path(scale: int) -> Path:

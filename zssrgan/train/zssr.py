@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..archs.zssr_arch import ZSSRNet
-from ..config import Config, ZSSRConfig, ZSSRVariant
+from ..config import Config, ConfigError, ZSSRConfig, ZSSRVariant
 from ..device import resolve_device, seed_everything
 from ..errors import InputError
 from ..kernels import (RECENTRING_PAD, KernelError, analytic_x4_kernel, kernel_shift, kernel_shift_torch,
@@ -158,6 +158,9 @@ class ZSSRTrainer:
         """cfg.crop, but no larger than the input (the published code zero-padded small images to
         the crop size, training on black borders) and a multiple of an integer sf, so the son's
         upscale is exactly sf."""
+        if self.cfg.crop < 4 * self.sf:
+            raise ConfigError(f"zssr.crop must be at least {math.ceil(4 * self.sf)} at x{self.sf:g} (sons of 4 "
+                              f"pixels a side), got {self.cfg.crop}")
         crop = min(self.cfg.crop, *shape[:2])
         if float(self.sf).is_integer():
             crop -= crop % int(self.sf)
