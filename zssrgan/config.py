@@ -116,7 +116,7 @@ class FKPConfig:
 
     def __post_init__(self) -> None:
         require_at_least("fkp.", self, iters=1, iters_x4=1, batch=1, d_steps=1, latent_steps=1, d_channels=1,
-                         d_layers=1, shave=0, n_filtering=1, cpu_threads=0)
+                         d_layers=2, shave=0, n_filtering=1, cpu_threads=0)
 
 
 @dataclass
@@ -154,9 +154,6 @@ class ZSSRConfig:
     augment_scale_diff_sigma: float = 0.25
     augment_shear_sigma: float = 0.1
     mixed_precision: bool = True  # CUDA only; ignored on CPU
-
-    def __post_init__(self) -> None:
-        require_at_least("zssr.", self, iters=1, crop=1, channels=1, depth=2, test_every=1, lr_check_every=1)
     channels_last: bool = True  # CUDA only; ignored on CPU
     original: ZSSRVariant = field(default_factory=ZSSRVariant)
     kernelgan: ZSSRVariant = field(
@@ -164,6 +161,9 @@ class ZSSRConfig:
             augment=False, self_ensemble=False, back_projection_iters=2, grad_weighted_loss=True
         )
     )
+
+    def __post_init__(self) -> None:
+        require_at_least("zssr.", self, iters=1, crop=1, channels=1, depth=2, test_every=1, lr_check_every=1)
 
 
 @dataclass

@@ -6,8 +6,8 @@ maps dotted config keys to values and ``grid`` maps them to lists of values. The
 as a whole before anything starts (unknown keys, wrong types, unknown methods, estimators or config
 keys are refused, naming the file, the key and the valid choices; config keys are checked once the
 run's plugins are known, since a plugin's settings are config keys too). Relative ``data`` paths, and
-relative files named by config keys (``auto.blur_model``, ``fkp.prior``), are relative to the
-file's folder, so a sweep file and its data can move together. A key set to null
+relative files named by config keys (``auto.blur_model``, ``fkp.prior``, a plugin's
+``file_field`` settings), are relative to the file's folder, so a sweep file and its data can move together. A key set to null
 (or left empty) keeps its default, as a flag not given does. Config values are
 turned into the text the command line would give (``--set key=text``), so a file and the
 equivalent flags make the same configuration and the same job keys.
@@ -169,8 +169,9 @@ FIELDS: dict[str, tuple[str, Callable[[Any], Any]]] = {
 
 
 def load(path: str | Path) -> dict[str, Any]:
-    """The file's settings as :class:`~cluster.jobs.SweepSpec` fields; :class:`SweepFileError`
-    for anything wrong with it."""
+    """The file's settings as :class:`~cluster.jobs.SweepSpec` fields, its config keys not yet
+    checked and the files they name not yet resolved (:func:`resolve` does both, once the run's
+    plugins are known); :class:`SweepFileError` for anything wrong with it."""
     path = Path(path).expanduser()
     try:
         document = yaml.safe_load(path.read_text(encoding="utf-8"))

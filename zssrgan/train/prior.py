@@ -61,9 +61,6 @@ class PriorTrainingConfig:
         require_at_least("kernel prior training: ", self, epochs=1, kernels_per_epoch=1, batch_size=1)
         if self.scale not in SCALES:
             raise InputError(f"a kernel prior is trained for x2 or x4, got scale {self.scale!r}")
-        for name in ("epochs", "kernels_per_epoch", "batch_size"):
-            if getattr(self, name) < 1:
-                raise InputError(f"{name} must be at least 1, got {getattr(self, name)}")
 
 
 def variance_range(scale: int) -> tuple[float, float]:

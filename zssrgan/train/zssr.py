@@ -86,6 +86,13 @@ def _check_image(image: np.ndarray, name: str) -> np.ndarray:
     return image
 
 
+def check_crop(cfg: ZSSRConfig, sf: float) -> None:
+    """``zssr.crop`` must leave sons of at least 4 pixels a side at ``sf``."""
+    if cfg.crop < 4 * sf:
+        raise ConfigError(f"zssr.crop must be at least {math.ceil(4 * sf)} at x{sf:g} (sons of 4 pixels a side), "
+                          f"got {cfg.crop}")
+
+
 def dihedral(x: torch.Tensor, k: int) -> torch.Tensor:
     """The k-th of the 8 rotations/flips (k < 4: rotate k x 90 degrees; else rotate, then mirror)."""
     x = torch.rot90(x, k % 4, dims=(2, 3))
@@ -158,9 +165,7 @@ class ZSSRTrainer:
         """cfg.crop, but no larger than the input (the published code zero-padded small images to
         the crop size, training on black borders) and a multiple of an integer sf, so the son's
         upscale is exactly sf."""
-        if self.cfg.crop < 4 * self.sf:
-            raise ConfigError(f"zssr.crop must be at least {math.ceil(4 * self.sf)} at x{self.sf:g} (sons of 4 "
-                              f"pixels a side), got {self.cfg.crop}")
+        check_crop(self.cfg, self.sf)
         crop = min(self.cfg.crop, *shape[:2])
         if float(self.sf).is_integer():
             crop -= crop % int(self.sf)
@@ -389,6 +394,7 @@ def zssr_super_resolve(lr: np.ndarray, scale: int, kernels: Optional[Mapping[int
     seconds per phase: ``zssr_x{sf}_train`` and ``zssr_x{sf}_infer``)."""
     lr = _check_image(lr, "the LR image")
     stages = stage_kernels(scale, kernels)
+    check_crop(cfg.zssr, max(sf for sf, _ in stages))  # before any stage trains
     device = resolve_device(cfg.device)
     rng = seed_everything(cfg.seed)
     timings: dict[str, float] = {}
