@@ -291,3 +291,18 @@ def test_cli_make_dataset(hr_folder, tmp_path, capsys):
     assert "noise must be a standard deviation" in capsys.readouterr().err
     assert main(["make-dataset", "--from", str(hr_folder), "--out", str(hr_folder / "x")]) == 2
     assert "inside the source" in capsys.readouterr().err
+
+
+def test_a_dataset_made_again_in_its_folder_replaces_the_old_one_and_foreign_ones_are_left_alone(hr_folder, tmp_path):
+    out = make_dataset(hr_folder, tmp_path / "ds", "div2krk", (2,), seed=0)
+    assert list((out / "gt_k_x2").glob("*.mat"))
+    make_dataset(hr_folder, out, "bicubic", (2,), seed=0)  # no kernel files: none of the old ones may stay
+    assert not (out / "gt_k_x2").exists()
+    assert all(item.kernel_paths == {} for item in discover(out, 2))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ds"]  # nothing left beside it
+    foreign = tmp_path / "downloaded"
+    (foreign / "lr_x2").mkdir(parents=True)
+    (foreign / "lr_x2" / "im_1.png").write_bytes(b"theirs")
+    with pytest.raises(DatasetError, match="holds a dataset that `zssrgan make-dataset` did not make"):
+        make_dataset(hr_folder, foreign, "bicubic", (2,))
+    assert (foreign / "lr_x2" / "im_1.png").read_bytes() == b"theirs"

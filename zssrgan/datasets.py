@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
@@ -183,19 +184,34 @@ def discover(path: str | Path, scale: int) -> list[ImageItem]:
     return [ImageItem(p.stem, p) for p in images]
 
 
-def _check_output(src: Path, out: Path) -> None:
-    """Refuse to write into the source folder or over unrelated files."""
+def _check_output(src: Path, out: Path) -> list[Path]:
+    """Refuse to write into the source folder or over anything but a dataset this function made
+    (its ``manifest.json`` says so). Returns that dataset's folders and manifest, which the new
+    dataset replaces: left in place, a file of the old one (a kernel the new protocol does not
+    make, an image no longer in the source) would be paired with the new images."""
     src_r, out_r = src.resolve(), out.resolve()
     if out_r == src_r or src_r in out_r.parents:
         raise DatasetError(f"output folder {out} is inside the source folder {src}; choose a folder outside it")
-    if out.exists():
-        if not out.is_dir():
-            raise DatasetError(f"output {out} exists and is not a folder")
-        other = sorted(p.name for p in out.iterdir()
-                       if not (p.is_dir() and _LAYOUT_DIR.match(p.name)) and p.name != MANIFEST)
-        if other:
-            raise DatasetError(f"output folder {out} already holds other content ({', '.join(other[:5])}); "
-                               f"choose an empty or new folder")
+    if not out.exists():
+        return []
+    if not out.is_dir():
+        raise DatasetError(f"output {out} exists and is not a folder")
+    entries = sorted(out.iterdir())
+    other = [p.name for p in entries if not (p.is_dir() and _LAYOUT_DIR.match(p.name)) and p.name != MANIFEST]
+    if other:
+        raise DatasetError(f"output folder {out} already holds other content ({', '.join(other[:5])}); "
+                           f"choose an empty or new folder")
+    if entries and not _made_here(out / MANIFEST):
+        raise DatasetError(f"output folder {out} holds a dataset that `zssrgan make-dataset` did not make "
+                           f"(no manifest of its own); choose an empty or new folder")
+    return entries
+
+
+def _made_here(manifest: Path) -> bool:
+    try:
+        return json.loads(manifest.read_text(encoding="utf-8")).get("format") == MANIFEST_FORMAT
+    except (OSError, ValueError, AttributeError):
+        return False
 
 
 def make_dataset(src: str | Path, out: str | Path, protocol: str = "div2krk",
@@ -203,7 +219,8 @@ def make_dataset(src: str | Path, out: str | Path, protocol: str = "div2krk",
     """Degrade every image of the folder ``src`` into the DIV2KRK layout under ``out`` with one of
     :data:`~zssrgan.protocols.PROTOCOLS`, plus ``noise`` (a standard deviation in 8-bit levels,
     0-255) of additive Gaussian noise on every LR image; ``manifest.json`` records the protocol and
-    each item's source image and kernel width, for :func:`discover`.
+    each item's source image and kernel settings, for :func:`discover`. A dataset made here before
+    is replaced (the new one is made beside ``out`` and moved in once complete).
 
     The ground truth is cropped to a multiple of 4 (and of every scale) so every LR size is exact;
     ids keep the source names (``im_baby.png``), with the kernel width where the protocol varies it
@@ -229,8 +246,10 @@ def make_dataset(src: str | Path, out: str | Path, protocol: str = "div2krk",
     if duplicates:
         raise DatasetError(f"{src} has several images named {', '.join(duplicates)} (different extensions); "
                            f"ids must be unique")
-    _check_output(src, out)
-
+    previous = _check_output(src, out)
+    # made beside ``out`` and moved in at the end: a failure leaves ``out`` as it was
+    final, out = out, out.resolve().parent / f".{out.resolve().name}.making"
+    shutil.rmtree(out, ignore_errors=True)  # what a crashed run left
     multiple = math.lcm(4, *scales)
     items: dict[str, dict[str, dict]] = {str(scale): {} for scale in scales}
     for source in sources:
@@ -255,7 +274,16 @@ def make_dataset(src: str | Path, out: str | Path, protocol: str = "div2krk",
                 "seed": seed, "scales": list(scales), "noise": float(noise), "noise_unit": NOISE_UNIT,
                 "items": items}
     _target(out, ".", MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n", encoding="utf-8")
-    return out
+    for entry in previous:  # the dataset made there before: this one replaces it
+        if entry.is_dir():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink()
+    final.mkdir(parents=True, exist_ok=True)
+    for entry in out.iterdir():
+        entry.rename(final / entry.name)
+    out.rmdir()
+    return final
 
 
 def _target(out: Path, folder: str, filename: str) -> Path:

@@ -12,7 +12,8 @@ help = "make a synthetic benchmark (DIV2KRK layout) from a folder of high-resolu
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--from", dest="src", required=True, metavar="DIR", help="folder of high-resolution images")
-    parser.add_argument("--out", required=True, metavar="DIR", help="new (or empty) output folder")
+    parser.add_argument("--out", required=True, metavar="DIR",
+                        help="new or empty output folder, or a dataset made by this command (replaced)")
     parser.add_argument("--protocol", choices=PROTOCOLS, default="div2krk",
                         help="; ".join(f"{name}: {p.description}" for name, p in PROTOCOLS.items())
                         + " (default div2krk)")
