@@ -69,10 +69,12 @@ def absolute_uri(tracking_uri: str) -> str:
 
 
 def require_existing(tracking_uri: str) -> None:
-    """A reader (report, UI) must find a local store, not create an empty one where there is none:
-    the error names the absolute path it looked at."""
+    """A reader (report, UI) must find a local store, not create an empty one where there is none
+    (the error names the absolute path it looked at), and reach a server within seconds."""
     path = _local_store_path(tracking_uri)
-    if path is not None and not path.exists():
+    if path is None:
+        check_reachable(tracking_uri)
+    elif not path.exists():
         relative = "" if path.is_absolute() else f", relative to the current folder {Path.cwd()}"
         raise TrackingUnavailable(
             f"no MLflow store at {path.resolve()} (--tracking-uri {tracking_uri}{relative}): run this command "

@@ -18,6 +18,7 @@ from cluster.records import git_commit
 from cluster.runs import load_runs, metric_history
 from cluster.store import HTTP_RETRY_DEFAULTS, TrackingUnavailable, bounded_mlflow_retries, check_reachable
 from cluster.tracking import Tracker
+from zssrgan.cli import EXIT_USER_ERROR, main
 from zssrgan.config import flatten, preset
 from zssrgan.datasets import ImageItem
 from zssrgan.io import load_image
@@ -195,6 +196,18 @@ def test_load_runs_returns_job_runs_of_one_sweep(tracker, sqlite_uri, tmp_path):
     assert load_runs(sqlite_uri, "zssrgan-test", sweep_id="sweep-3").empty
     with pytest.raises(ValueError, match="no MLflow experiment named 'nope'"):
         load_runs(sqlite_uri, "nope")
+
+
+@pytest.mark.timeout(120)  # a hang guard: MLflow's own retries would take minutes
+@pytest.mark.parametrize("command", [["report", "--out", "report"], ["ui"]])
+def test_the_readers_report_an_unreachable_server_in_one_line(tmp_path, capsys, command):
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        closed = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    assert main([*command, "--tracking-uri", closed, "--experiment", "x"]) == EXIT_USER_ERROR
+    err = capsys.readouterr().err
+    assert err.startswith(f"zssrgan {command[0]}: error: cannot reach the MLflow tracking server at {closed}: ")
+    assert err.count("\n") == 1  # one line: no traceback, no MLflow retry log
 
 
 @pytest.mark.timeout(60)  # a hang guard: MLflow's own retries would take minutes

@@ -115,11 +115,12 @@ def write_report(tracking_uri: str, experiment: str, out: str | Path, sweep: Opt
 def run(args: argparse.Namespace) -> int:
     from mlflow import MlflowClient
 
-    from cluster.store import ui_hint
+    from cluster.store import bounded_mlflow_retries, ui_hint
 
-    index = write_report(args.tracking_uri, args.experiment, args.out, args.sweep, attach=not args.no_attach,
-                         reference_method=args.reference_method)
+    with bounded_mlflow_retries():  # a server lost on the way fails in seconds, not minutes
+        index = write_report(args.tracking_uri, args.experiment, args.out, args.sweep, attach=not args.no_attach,
+                             reference_method=args.reference_method)
+        experiment = MlflowClient(tracking_uri=args.tracking_uri).get_experiment_by_name(args.experiment)
     print(f"report: {index}")
-    experiment = MlflowClient(tracking_uri=args.tracking_uri).get_experiment_by_name(args.experiment)
     print(f"browse the runs: {ui_hint(args.tracking_uri, experiment.experiment_id)}")
     return 0

@@ -90,13 +90,14 @@ def stop_group(process: subprocess.Popen) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from cluster.store import absolute_uri, artifact_location, require_existing
+    from cluster.store import absolute_uri, artifact_location, bounded_mlflow_retries, require_existing
 
     uri = absolute_uri(args.tracking_uri)
-    if uri.startswith(("http://", "https://")):  # a tracking server serves its own UI
-        print("\n".join(experiment_links(uri, uri, args.experiment)))
-        return 0
     require_existing(uri)
+    if uri.startswith(("http://", "https://")):  # a tracking server serves its own UI
+        with bounded_mlflow_retries():
+            print("\n".join(experiment_links(uri, uri, args.experiment)))
+        return 0
     if not 1 <= args.port <= 65535:
         raise InputError(f"--port must be 1 to 65535, got {args.port}")
     if not _loopback(args.host):
