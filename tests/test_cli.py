@@ -72,6 +72,9 @@ def test_make_dataset_sr_and_kernel_take_relative_paths(photo, tmp_path, capsys)
     assert (tmp_path / lr).is_file() and (tmp_path / "sets/div2krk/gt_k_x2/kernel_baby.mat").is_file()
     assert main(["sr", lr, "--method", "bicubic", "--out", "out/sr.png"]) == 0
     assert load_image(tmp_path / "out" / "sr.png").shape == (64, 64, 3)
+    kernel = "sets/div2krk/gt_k_x2/kernel_baby.mat"  # a true kernel given to a method that would ignore it
+    assert main(["sr", lr, "--method", "zssr", "--kernel", kernel, "--out", "out/z.png"]) == EXIT_USER_ERROR
+    assert "zssr does not take a true kernel (it would be ignored); --kernel is for: zssr-oracle" in capsys.readouterr().err
     assert main(["kernel", photo, "--estimator", "cross-scale", "--out", "out/k.npy", "--device", "cpu"]) == 0
     kernel = load_kernel(tmp_path / "out" / "k.npy")
     assert kernel.ndim == 2 and abs(kernel.sum() - 1.0) < 0.01

@@ -59,6 +59,7 @@ def test_a_collapsed_kernelgan_run_fails_with_its_reason_and_diagnostics():
     with pytest.raises(EstimateFailed, match="KernelGAN collapsed: G's raw kernel sums to") as failed:
         run_estimator(lr, 2, cfg)
     assert failed.value.diagnostics["raw_sum"] < 0.25 and failed.value.diagnostics["failed"] == 1
+    assert "a run of 30 steps rarely gets past the bicubic phase: raise kernelgan.iters" in str(failed.value)
     with pytest.raises(EstimateFailed, match="KernelGAN collapsed"):  # and so does every method that uses it
         run_method("kernelgan-zssr", lr, 2, cfg)
     relaxed = run_estimator(lr, 2, apply_overrides(cfg, ["strict_estimates=false"]))

@@ -191,10 +191,16 @@ SCALED = Method(scaled, "nearest-neighbour times a gain", settings=Gain)
 """
 
 
-def test_a_file_that_is_not_text_is_refused_in_words(folder):
+def test_a_file_that_is_missing_not_text_or_not_yaml_is_refused_in_one_line(folder):
     path = folder / "sweep.yaml"
     path.write_bytes(b"\x89PNG\r\n\x1a\n\xff\xfe")
     with pytest.raises(sweep_file.SweepFileError, match="sweep.yaml is not a text file"):
+        _spec("--config", str(path))
+    for missing, words in ((folder / "nope.yaml", "no sweep file at .*nope.yaml$"), (folder, r"\(a folder\)")):
+        with pytest.raises(sweep_file.SweepFileError, match=words):
+            _spec("--config", str(missing))
+    path.write_text("data: [images\nmethods: x\n")
+    with pytest.raises(sweep_file.SweepFileError, match="not valid YAML at line 2, column 8: expected ','"):
         _spec("--config", str(path))
 
 

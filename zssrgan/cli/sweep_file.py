@@ -173,12 +173,19 @@ def load(path: str | Path) -> dict[str, Any]:
     checked and the files they name not yet resolved (:func:`resolve` does both, once the run's
     plugins are known); :class:`SweepFileError` for anything wrong with it."""
     path = Path(path).expanduser()
+    if not path.is_file():
+        raise SweepFileError(f"no sweep file at {path}" + (" (a folder)" if path.is_dir() else ""))
     try:
         document = yaml.safe_load(path.read_text(encoding="utf-8"))
     except UnicodeDecodeError:
         raise SweepFileError(f"sweep file {path} is not a text file (UTF-8 YAML)") from None
+    except OSError as exc:
+        raise SweepFileError(f"cannot read the sweep file {path}: {exc.strerror}") from None
     except yaml.YAMLError as exc:
-        raise SweepFileError(f"sweep file {path} is not valid YAML: {exc}") from None
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise SweepFileError(f"sweep file {path} is not valid YAML{where}: {problem}") from None
     valid = ", ".join(FIELDS)
     if not isinstance(document, dict):
         raise SweepFileError(f"sweep file {path} must be a mapping of keys to values (keys: {valid})")
