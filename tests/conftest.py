@@ -32,6 +32,17 @@ def pytest_collection_modifyitems(config, items):
 
 
 @pytest.fixture(scope="session", autouse=True)
+def nothing_written_where_pytest_runs() -> Iterator[None]:
+    """Every store and artifact a test makes lives in its temporary folders: MLflow's defaults
+    (``./mlruns``, ``./mlartifacts``, ``./mlflow.db``) must not appear in the folder pytest runs in."""
+    defaults = [Path.cwd() / name for name in ("mlruns", "mlartifacts", "mlflow.db")]
+    before = {path for path in defaults if path.exists()}
+    yield
+    made = [path.name for path in defaults if path.exists() and path not in before]
+    assert not made, f"the tests wrote {', '.join(made)} into {Path.cwd()}"
+
+
+@pytest.fixture(scope="session", autouse=True)
 def one_torch_thread():
     """Tests train tiny networks on a shared 2-core machine, where two spinning threads per process
     run them many times slower than one; one thread is also bit-reproducible on CPU."""

@@ -28,7 +28,7 @@ import fault_gate
 from cluster.driver import SweepError, format_summary, run_sweep, worker_shape
 from cluster.jobs import SweepSpec, expand
 from cluster.runs import load_runs
-from cluster.store import TrackingLost, TrackingUnavailable
+from cluster.store import TrackingLost, TrackingUnavailable, artifact_location
 from conftest import free_port, running_mlflow_server
 from fault_gate import Gate
 from zssrgan.cli import main
@@ -193,7 +193,8 @@ def test_a_corrupt_image_fails_alone_with_a_readable_reason(first_sweep, dataset
 def test_finished_jobs_of_other_code_are_counted_and_run_again_with_rerun(first_sweep, dataset, monkeypatch):
     uri = first_sweep[0]
     client = MlflowClient(uri)
-    older = client.create_experiment("older")  # the bicubic runs, as another commit would have made them
+    # the bicubic runs, as another commit would have made them (artifacts beside the store, not in the cwd)
+    older = client.create_experiment("older", artifact_location=artifact_location(uri))
     for run_id in _runs(uri).query("`tags.zssrgan.method` == 'bicubic'").run_id:
         source = client.get_run(run_id)
         copy = client.create_run(older, tags={k: v for k, v in source.data.tags.items() if k.startswith("zssrgan.")})
