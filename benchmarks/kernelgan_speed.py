@@ -25,7 +25,11 @@ the previous one (torch's Adam, crops and the critic steps' fake made anew for e
 process's threads); its FLOPs (the gradient penalty's double backward included) against a matmul
 of the critic's widest layer.
 
+``--profile`` lists the production step's operations by self CPU time (torch's profiler, grouped
+by operation and input shapes): where a step's time goes.
+
     .venv/bin/python benchmarks/kernelgan_speed.py [--threads 2 1] [--repeats 3] [--zssr] [--full] [--compile] [--fkp]
+        [--profile] [--no-kernelgan]
 """
 from __future__ import annotations
 
@@ -386,6 +390,43 @@ def lscpu_model() -> str:
         return cpu_model()
 
 
+def profile_production(image: np.ndarray, threads: int, steps: int = 100, top: int = 15) -> dict:
+    """Where the production step's time goes: ``steps`` steps (after 50 of warm-up) under torch's
+    profiler, as ``train`` runs them (the thread cap held), grouped by operation and input shapes;
+    the ``top`` by self CPU time. The profiler's own cost inflates small operations: read the
+    shares, not the absolute times."""
+    from torch.profiler import ProfilerActivity, profile
+
+    set_threads(threads)
+    trainer = KernelGANTrainer(image, preset("paper").kernelgan, device=CPU, rng=np.random.default_rng(0))
+    with at_most_threads(trainer.cfg.cpu_threads, CPU):
+        for i in range(50):
+            trainer._step_tensors(i)
+        with profile(activities=[ProfilerActivity.CPU], record_shapes=True) as prof:
+            for i in range(50, 50 + steps):
+                trainer._step_tensors(i)
+    total_us = sum(e.self_cpu_time_total for e in prof.key_averages())
+
+    def rows(events) -> list[dict]:
+        return [{"op": e.key, "shapes": str(e.input_shapes), "calls_per_step": e.count / steps,
+                 "us_per_call": e.self_cpu_time_total / e.count, "ms_per_step": e.self_cpu_time_total / steps / 1e3,
+                 "share": e.self_cpu_time_total / total_us}
+                for e in sorted(events, key=lambda e: e.self_cpu_time_total, reverse=True)[:top]]
+
+    return {"threads": threads, "steps": steps, "ms_per_step_profiled": total_us / steps / 1e3,
+            "by_op": rows(prof.key_averages()), "by_op_and_shapes": rows(prof.key_averages(group_by_input_shape=True))}
+
+
+def print_profile(p: dict) -> None:
+    print(f"\nproduction step profiled, {p['threads']} thread(s): {p['ms_per_step_profiled']:.2f} ms a step "
+          "(self CPU, profiler included); top operations, then top operations by input shapes:")
+    for key, shapes in (("by_op", False), ("by_op_and_shapes", True)):
+        for r in p[key]:
+            print(f"  {r['share']:6.1%} {r['ms_per_step']:6.3f} ms {r['calls_per_step']:6.1f}x {r['us_per_call']:7.1f} us  "
+                  f"{r['op']:<32} {r['shapes'][:70] if shapes else ''}")
+        print()
+
+
 def main() -> None:
     default_threads = torch.get_num_threads()
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -399,14 +440,19 @@ def main() -> None:
     parser.add_argument("--compile", action="store_true", help="also time the step with D through torch.compile")
     parser.add_argument("--fkp", action="store_true", help="also time KernelGAN-FKP's iteration (quick and paper batch)")
     parser.add_argument("--no-kernelgan", dest="kernelgan", action="store_false", help="skip KernelGAN's own rows")
+    parser.add_argument("--profile", action="store_true",
+                        help="also profile the production step: its operations by self CPU time")
     args = parser.parse_args()
     image = synthetic_image(*args.size)
     result = {"hardware": device_name(CPU), "cpu": lscpu_model(), "torch": torch.__version__, "image": list(args.size),
-              "default_threads": default_threads, "kernelgan": [], "zssr": [], "fkp": []}
+              "default_threads": default_threads, "kernelgan": [], "zssr": [], "fkp": [], "profile": []}
     print(f"KernelGAN step on {result['hardware']}, {args.size[0]}x{args.size[1]} image, torch {torch.__version__}")
     for threads in args.threads if args.kernelgan else ():
         result["kernelgan"].append({"cpu": result["cpu"], **measure_kernelgan(image, threads, args)})
         print_kernelgan(result["kernelgan"][-1])
+    for threads in args.threads if args.profile else ():
+        result["profile"].append(profile_production(image, threads))
+        print_profile(result["profile"][-1])
     for threads in args.threads if args.fkp else ():
         result["fkp"].append(measure_fkp(image, threads, args))
         print_fkp(result["fkp"][-1])
