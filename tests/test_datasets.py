@@ -13,7 +13,7 @@ from scipy import ndimage
 
 from zssrgan.cli import main
 from zssrgan.datasets import DatasetError, discover, make_dataset
-from zssrgan.io import load_image, load_kernel, save_image
+from zssrgan.io import ImageError, load_image, load_kernel, save_image
 from zssrgan.kernels import analytic_x4_kernel, center_of_mass, matlab_bicubic_kernel
 from zssrgan.resize import imresize
 
@@ -300,6 +300,16 @@ def test_a_dataset_made_again_in_its_folder_replaces_the_old_one_and_foreign_one
     assert not (out / "gt_k_x2").exists()
     assert all(item.kernel_paths == {} for item in discover(out, 2))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ds"]  # nothing left beside it
+    assert sorted(p.name for p in out.iterdir()) == ["gt", "lr_x2", "manifest.json"]  # nor inside
+    small = tmp_path / "small"
+    shutil.copytree(hr_folder, small)
+    (small / "zz_broken.png").write_bytes(b"not a PNG")  # fails after the others are written
+    with pytest.raises(ImageError, match="zz_broken.png"):
+        make_dataset(small, out, "div2krk", (2,), seed=0)
+    assert sorted(p.name for p in out.iterdir()) == ["gt", "lr_x2", "manifest.json"]  # the old one, whole
+    assert discover(out, 2)[0].protocol == "bicubic"
+    with pytest.raises(DatasetError, match="the source folder .* is inside the output folder"):
+        make_dataset(out / "gt", out, "bicubic", (2,))  # made again from its own ground truth
     foreign = tmp_path / "downloaded"
     (foreign / "lr_x2").mkdir(parents=True)
     (foreign / "lr_x2" / "im_1.png").write_bytes(b"theirs")

@@ -200,7 +200,8 @@ def test_a_file_that_is_missing_not_text_or_not_yaml_is_refused_in_one_line(fold
         with pytest.raises(sweep_file.SweepFileError, match=words):
             _spec("--config", str(missing))
     path.write_text("data: [images\nmethods: x\n")
-    with pytest.raises(sweep_file.SweepFileError, match="not valid YAML at line 2, column 8: expected ','"):
+    with pytest.raises(sweep_file.SweepFileError, match=r"not valid YAML: while parsing a flow sequence \(line 1, "
+                                                        r"column 7\); expected ',' or '\]', but got ':' \(line 2, column 8\)"):
         _spec("--config", str(path))
 
 

@@ -184,19 +184,26 @@ def discover(path: str | Path, scale: int) -> list[ImageItem]:
     return [ImageItem(p.stem, p) for p in images]
 
 
+# where make_dataset builds a dataset inside its output folder, and where the one it replaces goes
+# until the new one is in place (left over by an interrupted run, both are removed by the next)
+_STAGING, _REPLACED = ".making", ".replaced"
+
+
 def _check_output(src: Path, out: Path) -> list[Path]:
-    """Refuse to write into the source folder or over anything but a dataset this function made
-    (its ``manifest.json`` says so). Returns that dataset's folders and manifest, which the new
-    dataset replaces: left in place, a file of the old one (a kernel the new protocol does not
-    make, an image no longer in the source) would be paired with the new images."""
-    src_r, out_r = src.resolve(), out.resolve()
-    if out_r == src_r or src_r in out_r.parents:
+    """Refuse to write into the source folder, over it, or over anything but a dataset this
+    function made (its ``manifest.json`` says so). Returns that dataset's folders and manifest,
+    which the new dataset replaces: left in place, a file of the old one (a kernel the new protocol
+    does not make, an image no longer in the source) would be paired with the new images. Both
+    paths resolved."""
+    if out == src or src in out.parents:
         raise DatasetError(f"output folder {out} is inside the source folder {src}; choose a folder outside it")
+    if out in src.parents:
+        raise DatasetError(f"the source folder {src} is inside the output folder {out}; choose a folder outside it")
     if not out.exists():
         return []
     if not out.is_dir():
         raise DatasetError(f"output {out} exists and is not a folder")
-    entries = sorted(out.iterdir())
+    entries = sorted(p for p in out.iterdir() if p.name not in (_STAGING, _REPLACED))
     other = [p.name for p in entries if not (p.is_dir() and _LAYOUT_DIR.match(p.name)) and p.name != MANIFEST]
     if other:
         raise DatasetError(f"output folder {out} already holds other content ({', '.join(other[:5])}); "
@@ -220,7 +227,7 @@ def make_dataset(src: str | Path, out: str | Path, protocol: str = "div2krk",
     :data:`~zssrgan.protocols.PROTOCOLS`, plus ``noise`` (a standard deviation in 8-bit levels,
     0-255) of additive Gaussian noise on every LR image; ``manifest.json`` records the protocol and
     each item's source image and kernel settings, for :func:`discover`. A dataset made here before
-    is replaced (the new one is made beside ``out`` and moved in once complete).
+    is replaced (the new one is built inside ``out`` and moved in place once complete).
 
     The ground truth is cropped to a multiple of 4 (and of every scale) so every LR size is exact;
     ids keep the source names (``im_baby.png``), with the kernel width where the protocol varies it
@@ -246,10 +253,29 @@ def make_dataset(src: str | Path, out: str | Path, protocol: str = "div2krk",
     if duplicates:
         raise DatasetError(f"{src} has several images named {', '.join(duplicates)} (different extensions); "
                            f"ids must be unique")
-    previous = _check_output(src, out)
-    # made beside ``out`` and moved in at the end: a failure leaves ``out`` as it was
-    final, out = out, out.resolve().parent / f".{out.resolve().name}.making"
-    shutil.rmtree(out, ignore_errors=True)  # what a crashed run left
+    root = out.resolve()
+    previous = _check_output(src.resolve(), root)
+    staging, replaced = root / _STAGING, root / _REPLACED
+    for leftover in (staging, replaced):
+        shutil.rmtree(leftover, ignore_errors=True)
+    try:
+        _build(sources, staging, protocol, scales, seed, noise)
+    except BaseException:  # an image that fails, Ctrl-C: the folder stays as it was
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    # the new dataset replaces the one made here before (renames within the folder: any file system)
+    replaced.mkdir()
+    for entry in previous:
+        entry.rename(replaced / entry.name)
+    for entry in staging.iterdir():
+        entry.rename(root / entry.name)
+    staging.rmdir()
+    shutil.rmtree(replaced)
+    return out
+
+
+def _build(sources: list[Path], out: Path, protocol: str, scales: tuple[int, ...], seed: int, noise: float) -> None:
+    """Write the dataset of ``sources`` into the new folder ``out`` (see :func:`make_dataset`)."""
     multiple = math.lcm(4, *scales)
     items: dict[str, dict[str, dict]] = {str(scale): {} for scale in scales}
     for source in sources:
@@ -274,16 +300,6 @@ def make_dataset(src: str | Path, out: str | Path, protocol: str = "div2krk",
                 "seed": seed, "scales": list(scales), "noise": float(noise), "noise_unit": NOISE_UNIT,
                 "items": items}
     _target(out, ".", MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n", encoding="utf-8")
-    for entry in previous:  # the dataset made there before: this one replaces it
-        if entry.is_dir():
-            shutil.rmtree(entry)
-        else:
-            entry.unlink()
-    final.mkdir(parents=True, exist_ok=True)
-    for entry in out.iterdir():
-        entry.rename(final / entry.name)
-    out.rmdir()
-    return final
 
 
 def _target(out: Path, folder: str, filename: str) -> Path:

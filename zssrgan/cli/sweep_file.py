@@ -173,7 +173,7 @@ def load(path: str | Path) -> dict[str, Any]:
     checked and the files they name not yet resolved (:func:`resolve` does both, once the run's
     plugins are known); :class:`SweepFileError` for anything wrong with it."""
     path = Path(path).expanduser()
-    if not path.is_file():
+    if not path.exists() or path.is_dir():  # a pipe (--config <(...)) is read like a file
         raise SweepFileError(f"no sweep file at {path}" + (" (a folder)" if path.is_dir() else ""))
     try:
         document = yaml.safe_load(path.read_text(encoding="utf-8"))
@@ -182,10 +182,10 @@ def load(path: str | Path) -> dict[str, Any]:
     except OSError as exc:
         raise SweepFileError(f"cannot read the sweep file {path}: {exc.strerror}") from None
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise SweepFileError(f"sweep file {path} is not valid YAML{where}: {problem}") from None
+        parts = [(getattr(exc, f"{kind}_mark", None), getattr(exc, kind, None)) for kind in ("context", "problem")]
+        said = [f"{text} (line {mark.line + 1}, column {mark.column + 1})" if mark else text
+                for mark, text in parts if text]
+        raise SweepFileError(f"sweep file {path} is not valid YAML: {'; '.join(said) or exc}") from None
     valid = ", ".join(FIELDS)
     if not isinstance(document, dict):
         raise SweepFileError(f"sweep file {path} must be a mapping of keys to values (keys: {valid})")
