@@ -227,7 +227,8 @@ def make_dataset(src: str | Path, out: str | Path, protocol: str = "div2krk",
     :data:`~zssrgan.protocols.PROTOCOLS`, plus ``noise`` (a standard deviation in 8-bit levels,
     0-255) of additive Gaussian noise on every LR image; ``manifest.json`` records the protocol and
     each item's source image and kernel settings, for :func:`discover`. A dataset made here before
-    is replaced (the new one is built inside ``out`` and moved in place once complete).
+    is replaced (the new one is built inside ``out`` and moved in place once complete). Returns
+    the dataset's folder, resolved.
 
     The ground truth is cropped to a multiple of 4 (and of every scale) so every LR size is exact;
     ids keep the source names (``im_baby.png``), with the kernel width where the protocol varies it
@@ -271,7 +272,7 @@ def make_dataset(src: str | Path, out: str | Path, protocol: str = "div2krk",
         entry.rename(root / entry.name)
     staging.rmdir()
     shutil.rmtree(replaced)
-    return out
+    return root
 
 
 def _build(sources: list[Path], out: Path, protocol: str, scales: tuple[int, ...], seed: int, noise: float) -> None:
