@@ -5,7 +5,8 @@ its own image. Layout (docs/algorithms.md, DIV2KRK): ``gt/img_{id}_gt.png``, ``l
 ``gt_k_x{s}/kernel_{id}.mat`` (or ``.npy``), and for x4 the x2 kernel applied twice in
 ``gt_k_x4/intermediate/kernel_{id}.mat``. A folder made by :func:`make_dataset` also holds
 ``manifest.json``: its protocol, noise level and, per scale and id, the source image (whose ground
-truth the id shares) and the kernel width where the protocol has one.
+truth the id shares) and the kernel's settings where the protocol records them (gaussian8: its
+width; fkp-aniso: its variances and angle).
 """
 from __future__ import annotations
 
