@@ -124,3 +124,10 @@ def test_train_blur_command(tmp_path, capsys):
     # a misspelt image to keep aside is refused, not trained on
     assert main(["prior", "train-blur", "--images", str(folder), "--exclude", "wman", "--out", str(out)]) == 2
     assert "--exclude: no image named wman" in capsys.readouterr().err
+    # too small an image is refused by the training itself (so from Python too), naming it
+    with pytest.raises(InputError, match="HR images need at least 128x128 px .*: tiny"):
+        train_blur_model({"baby": load_image(folder / "baby.png"), "tiny": np.zeros((100, 100, 3))})
+    # two files of one name are refused, as make-dataset refuses them
+    (folder / "baby.jpg").write_bytes((folder / "baby.png").read_bytes())  # refused before it is read
+    assert main(["prior", "train-blur", "--images", str(folder), "--out", str(out)]) == 2
+    assert "several images named baby (different extensions)" in capsys.readouterr().err

@@ -239,6 +239,10 @@ def train_blur_model(images: Mapping[str, np.ndarray], cfg: BlurTrainingConfig =
     wide; the 95th percentile and maximum of the bicubic cases' widths (truly 0.85)."""
     if len(images) < 2:
         raise InputError("the blur model needs at least 2 training images (it is checked image by image)")
+    small = [name for name, image in images.items() if min(image.shape[:2]) < 2 * MIN_SIDE]
+    if small:
+        raise InputError(f"HR images need at least {2 * MIN_SIDE}x{2 * MIN_SIDE} px (the model reads their x2 "
+                         f"downscales, of {MIN_SIDE} px or more): {', '.join(small)}")
     start = time.perf_counter()
     cases = synthetic_cases(images, cfg)
     widths = covariance_width(cases.covariances)

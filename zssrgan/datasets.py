@@ -70,6 +70,17 @@ def images_in(folder: Path) -> list[Path]:
                   key=lambda p: _natural_key(p.stem))
 
 
+def images_by_name(folder: Path) -> dict[str, Path]:
+    """:func:`images_in` by name (the file's stem), refusing two files of one name: names are ids."""
+    images = images_in(folder)
+    stems = [p.stem for p in images]
+    twice = sorted({s for s in stems if stems.count(s) > 1})
+    if twice:
+        raise DatasetError(f"{folder} has several images named {', '.join(twice)} (different extensions); "
+                           f"ids must be unique")
+    return {p.stem: p for p in images}
+
+
 def _natural_key(text: str) -> list:
     """im_2 before im_10."""
     return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", text)]
@@ -247,14 +258,9 @@ def make_dataset(src: str | Path, out: str | Path, protocol: str = "div2krk",
         raise DatasetError(f"noise must be a standard deviation in 8-bit levels between 0 and 255, got {noise}")
     if not src.is_dir():
         raise DatasetError(f"source {src} is not a folder of images")
-    sources = images_in(src)
+    sources = list(images_by_name(src).values())
     if not sources:
         raise DatasetError(f"{src} holds no images ({', '.join(IMAGE_SUFFIXES)})")
-    stems = [p.stem for p in sources]
-    duplicates = sorted({s for s in stems if stems.count(s) > 1})
-    if duplicates:
-        raise DatasetError(f"{src} has several images named {', '.join(duplicates)} (different extensions); "
-                           f"ids must be unique")
     root = out.resolve()
     previous = _check_output(src.resolve(), root)
     staging, replaced = root / _STAGING, root / _REPLACED

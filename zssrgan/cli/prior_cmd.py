@@ -10,10 +10,10 @@ from typing import Mapping, Optional, TextIO
 
 from ..device import set_threads
 from ..errors import InputError
-from ..datasets import images_in
+from ..datasets import images_by_name
 from ..io import load_image
 from ..train.prior import PriorTrainingConfig, save_prior, train_prior, training_info
-from ..blur_model import MIN_SIDE, BlurTrainingConfig, save_blur_model, train_blur_model
+from ..blur_model import BlurTrainingConfig, save_blur_model, train_blur_model
 
 help = "train the kernel prior of kernelgan-fkp (a normalizing flow over blur kernels) or auto's blur model"
 
@@ -87,18 +87,11 @@ def run_train_blur(args: argparse.Namespace, out: Path) -> int:
     folder, excluded = Path(args.images), set(filter(None, args.exclude.split(",")))
     if not folder.is_dir():
         raise InputError(f"--images: no folder {folder}")
-    found = images_in(folder)
-    stems = [p.stem for p in found]
-    unknown, twice = sorted(excluded - set(stems)), sorted({s for s in stems if stems.count(s) > 1})
+    found = images_by_name(folder)
+    unknown = sorted(excluded - set(found))
     if unknown:
-        raise InputError(f"--exclude: no image named {', '.join(unknown)} in {folder} (there are: {', '.join(stems)})")
-    if twice:
-        raise InputError(f"{folder}: several images named {', '.join(twice)} (names must be unique)")
-    images = {p.stem: load_image(p) for p in found if p.stem not in excluded}
-    small = [name for name, image in images.items() if min(image.shape[:2]) < 2 * MIN_SIDE]
-    if small:
-        raise InputError(f"HR images need at least {2 * MIN_SIDE}x{2 * MIN_SIDE} px (the model reads their x2 "
-                         f"downscales, of {MIN_SIDE} px or more): {', '.join(small)}")
+        raise InputError(f"--exclude: no image named {', '.join(unknown)} in {folder} (there are: {', '.join(found)})")
+    images = {name: load_image(path) for name, path in found.items() if name not in excluded}
     model = train_blur_model(images, BlurTrainingConfig(crops_per_image=args.crops, seed=args.seed))
     save_blur_model(out, model)
     info = model.info

@@ -33,11 +33,11 @@ def _kernels(args: argparse.Namespace) -> dict[int, np.ndarray] | None:
     """``{scale: kernel}`` from --kernel / --kernel-x2, loaded and validated; None when neither."""
     if args.kernel_x2 and args.scale != 4:
         raise InputError("--kernel-x2 is for --scale 4; at x2 give the kernel with --kernel")
-    if (args.kernel or args.kernel_x2) and not get_method(args.method).needs_kernel:
+    if (args.kernel or args.kernel_x2) and not get_method(args.method).needs_kernel:  # a taker from here on
         takers = ", ".join(name for name, method in METHODS.items() if method.needs_kernel)
         raise InputError(f"{args.method} does not take a true kernel (it would be ignored); --kernel is for: {takers} "
                          "(and plugins that declare needs_kernel)")
-    if args.scale == 4 and args.kernel and not args.kernel_x2 and get_method(args.method).needs_kernel:
+    if args.scale == 4 and args.kernel and not args.kernel_x2:
         raise InputError(f"{args.method} at x4 runs gradually (x2, then x4) and needs the true x2 kernel "
                          "too: add --kernel-x2 K2.npy")
     kernels = {args.scale: load_kernel(args.kernel)} if args.kernel else {}
