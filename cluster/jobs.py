@@ -7,8 +7,9 @@ and its config), and the methods that reuse it name it in ``estimate_key``.
 
 A job's key hashes the image's content and the configuration the job reads: the sections its
 method reads (``Method.reads``) and, for the blind methods, the estimator's name and sections
-(``Estimator.reads``), with the content of any file a key it reads names (``Job.files``). A grid over a key a job does not read therefore leaves that job's key
-alone: it runs once and belongs to every point of the grid.
+(``Estimator.reads``), with the content of any file a key it reads names (``Job.files``). A grid
+over a key a job does not read therefore leaves that job's key alone: it runs once and belongs
+to every point of the grid.
 """
 from __future__ import annotations
 
@@ -100,17 +101,18 @@ def absolute_files(pairs: Iterable[tuple[str, Any]], keys: list[str],
              else absolute(value)) for key, value in pairs]
 
 
-def _absolute_files(cfg: Config) -> Config:
-    """``cfg`` with its file-valued keys absolute: workers may run in another folder."""
-    keys, flat = file_keys(cfg), flatten(cfg)
+def _absolute_files(cfg: Config, keys: list[str]) -> Config:
+    """``cfg`` with its file-valued ``keys`` absolute: workers may run in another folder."""
+    flat = flatten(cfg)
     return apply_overrides(cfg, dict(absolute_files([(key, flat[key]) for key in keys], keys)))
 
 
-def _file_hashes(cfg: Config, flat_cfg: dict[str, Any], hashes: dict[Path, str]) -> dict[str, str]:
-    """The sha256 of each file a flattened config names (absolute paths), by key: a job is keyed by
-    the file's content, as by its image's. A file that is not there is refused before anything runs."""
+def _file_hashes(keys: list[str], flat_cfg: dict[str, Any], hashes: dict[Path, str]) -> dict[str, str]:
+    """The sha256 of each file a flattened config names under its file-valued ``keys`` (absolute
+    paths): a job is keyed by the file's content, as by its image's. A file that is not there is
+    refused before anything runs."""
     out = {}
-    for key in file_keys(cfg):
+    for key in keys:
         if flat_cfg[key]:
             path = Path(flat_cfg[key])
             if not path.is_file():
@@ -125,8 +127,9 @@ def _file_hashes(cfg: Config, flat_cfg: dict[str, Any], hashes: dict[Path, str])
 def check_files(job) -> None:
     """Refuse a job whose files (``Job.files``) differ on this node from those the sweep hashed:
     on a cluster the driver and the workers each read the path."""
+    flat = flatten(job.cfg) if job.files else {}
     for key, expected in job.files.items():
-        path = Path(flatten(job.cfg)[key])
+        path = Path(flat[key])
         found = file_hash(path) if path.is_file() else None
         if found != expected:
             state = f"sha256 {found[:12]}..." if found else "missing"
@@ -213,7 +216,8 @@ def sections(spec: SweepSpec) -> Config:
 
 def base_config(spec: SweepSpec) -> Config:
     """The preset with the sweep's plugins' settings sections and its overrides (not the grid)."""
-    cfg = _absolute_files(apply_overrides(sections(spec), spec.overrides))
+    cfg = apply_overrides(sections(spec), spec.overrides)
+    cfg = _absolute_files(cfg, file_keys(cfg))
     return set_value(cfg, "real", True) if spec.real else cfg
 
 
@@ -221,11 +225,12 @@ def _configs(spec: SweepSpec) -> list[tuple[dict[str, Any], Config, dict[str, st
     """(ablation point with parsed values, config, the sha256 of each file the config names) per
     grid point; bad keys/values raise ConfigError, a file that is not there InputError."""
     base, hashes = base_config(spec), {}
+    keys = file_keys(base)  # a grid sets values, not sections: the same keys at every point
     out = []
     for point in grid_points(spec.grid):
-        cfg = _absolute_files(apply_overrides(base, point))
+        cfg = _absolute_files(apply_overrides(base, point), keys)
         flat = flatten(cfg)
-        out.append(({k: flat[k] for k in point}, cfg, _file_hashes(cfg, flat, hashes)))
+        out.append(({k: flat[k] for k in point}, cfg, _file_hashes(keys, flat, hashes)))
     return out
 
 
