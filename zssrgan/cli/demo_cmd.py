@@ -102,7 +102,8 @@ def run(args: argparse.Namespace) -> int:
     spec = SweepSpec(data=[str(dataset)], methods=list(METHODS), scales=[2], seeds=[args.seed or 0],
                      preset=args.preset, overrides=sweep_overrides(args), experiment=EXPERIMENT,
                      tracking_uri=tracking_uri, workers=args.workers)
-    print(f"demo: {args.images} photo{'s' if args.images > 1 else ''} ({args.size}x{args.size} ground truth, x2 DIV2KRK kernels) in {dataset}; "
+    count = f"{args.images} photo{'s' if args.images > 1 else ''}"
+    print(f"demo: {count} ({args.size}x{args.size} ground truth, x2 DIV2KRK kernels) in {dataset}; "
           f"methods: {', '.join(METHODS)}; preset {args.preset}", file=sys.stderr)
     summary = run_sweep(spec, stream=sys.stderr)
     print(format_summary(summary))

@@ -30,7 +30,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="methods to compare (see `zssrgan methods`; `estimate` alone records the kernel "
                              "estimates)")
     parser.add_argument("--scales", type=comma_separated(int), metavar="2,4", help="scale factors (default 2)")
-    parser.add_argument("--seeds", type=comma_separated(int), default=None, metavar="0,1", help="random seeds (default 0)")
+    parser.add_argument("--seeds", type=comma_separated(int), default=None, metavar="0,1",
+                        help="random seeds (default 0)")
     add_config_arguments(parser)
     parser.set_defaults(preset=None, real=None)  # None: not given, so a sweep file's value stands
     parser.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2",

@@ -5,12 +5,12 @@ The keys are the flags' names with underscores (``tracking_uri`` for ``--trackin
 maps dotted config keys to values and ``grid`` maps them to lists of values. The file is checked
 as a whole before anything starts (unknown keys, wrong types, unknown methods, estimators or config
 keys are refused, naming the file, the key and the valid choices; config keys are checked once the
-run's plugins are known, since a plugin's settings are config keys too). Relative ``data`` paths, and
-relative files named by config keys (``auto.blur_model``, ``fkp.prior``, a plugin's
-``file_field`` settings), are relative to the file's folder, so a sweep file and its data can move together. A key set to null
-(or left empty) keeps its default, as a flag not given does. Config values are
-turned into the text the command line would give (``--set key=text``), so a file and the
-equivalent flags make the same configuration and the same job keys.
+run's plugins are known, since a plugin's settings are config keys too). Relative ``data`` paths,
+and relative files named by config keys (``auto.blur_model``, ``fkp.prior``, a plugin's
+``file_field`` settings), are relative to the file's folder, so a sweep file and its data can
+move together. A key set to null (or left empty) keeps its default, as a flag not given does.
+Config values are turned into the text the command line would give (``--set key=text``), so a
+file and the equivalent flags make the same configuration and the same job keys.
 """
 from __future__ import annotations
 
